@@ -1,0 +1,238 @@
+"""The command line (design §6): ``serve``, ``plan`` and ``check-config``.
+
+Exit status: 0 success, 1 policy or update errors, 2 config errors (or a
+command that cannot start: a missing config, an unreadable tags file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot import localtree
+from bot.config import Config, ConfigError, load_config
+from bot.planner import (
+    CONFIG_PATH,
+    AutomationPlan,
+    Observation,
+    TagSource,
+    automation_paths,
+    observe_policies,
+    plan_automation,
+)
+from bot.snapshot import SnapshotError, SnapshotTagSource
+
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command in (None, "serve"):
+        from bot.server import main as serve_main
+
+        return serve_main(os.environ)
+    if args.command == "check-config":
+        return check_config(Path(args.path), out=sys.stdout, err=sys.stderr)
+    return plan(
+        Path(args.path),
+        config_file=Path(args.config) if args.config else None,
+        tags_file=Path(args.tags) if args.tags else None,
+        as_json=args.json,
+        write=args.write,
+        out=sys.stdout,
+        err=sys.stderr,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Keeps container images in YAML up to date, with Flux $imagepolicy markers.",
+    )
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="webhook server and scheduler (the default)")
+
+    plan_cmd = commands.add_parser(
+        "plan", help="show the pull request each automation would open for a directory"
+    )
+    plan_cmd.add_argument("path", nargs="?", default=".", help="directory of manifests (default .)")
+    plan_cmd.add_argument("--config", help=f"config file (default PATH/{CONFIG_PATH})")
+    plan_cmd.add_argument("--tags", help="JSON snapshot of tags (and digests) instead of registries")
+    plan_cmd.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan_cmd.add_argument("--write", action="store_true", help="apply the edits to the files")
+
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("path", nargs="?", default=".", help=f"directory (uses {CONFIG_PATH}) or file")
+    return parser
+
+
+def check_config(path: Path, *, out: TextIO, err: TextIO) -> int:
+    config_file = path / CONFIG_PATH if path.is_dir() else path
+    loaded = _load(config_file, err=err)
+    if loaded is None:
+        return EXIT_CONFIG
+    config, errors = loaded
+    for error in errors:
+        print(error, file=err)
+    if errors:
+        print(f"{len(errors)} error(s) in {config_file}", file=err)
+        return EXIT_CONFIG
+    print(
+        f"{config_file}: ok ({len(config.repositories)} image repositories, "
+        f"{len(config.policies)} policies, {len(config.automations)} automations)",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def plan(
+    root: Path,
+    *,
+    config_file: Path | None,
+    tags_file: Path | None,
+    as_json: bool,
+    write: bool,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    if not root.is_dir():
+        print(f"{root}: not a directory; give the directory that holds your manifests", file=err)
+        return EXIT_CONFIG
+    config_file = config_file or root / CONFIG_PATH
+    loaded = _load(config_file, err=err)
+    if loaded is None:
+        return EXIT_CONFIG
+    config, config_errors = loaded
+
+    source = _tag_source(tags_file, err=err)
+    if source is None:
+        return EXIT_CONFIG
+
+    observation = asyncio.run(observe_policies(config, source))
+    plans = _plan_all(root, config, observation)
+
+    if write:
+        localtree.write_files(root, {p: c for plan in plans for p, c in plan.edited.items()})
+
+    errors = [str(e) for e in config_errors] + [e for plan in plans for e in plan.errors]
+    if as_json:
+        json.dump(_plan_json(observation, plans, errors), out, indent=2, sort_keys=False)
+        out.write("\n")
+    else:
+        _print_plans(observation, plans, errors, wrote=write, out=out, err=err)
+
+    if config_errors:
+        return EXIT_CONFIG
+    if observation.errors or any(plan.errors for plan in plans):
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _load(config_file: Path, *, err: TextIO) -> tuple[Config, list[ConfigError]] | None:
+    try:
+        text = config_file.read_bytes()
+    except FileNotFoundError:
+        print(
+            f"{config_file}: no config file; create it (see docs/config.md) or pass --config FILE",
+            file=err,
+        )
+        return None
+    except OSError as exc:
+        print(f"{config_file}: cannot be read: {exc.strerror or exc}", file=err)
+        return None
+    return load_config(text, path=str(config_file))
+
+
+def _tag_source(tags_file: Path | None, *, err: TextIO) -> TagSource | None:
+    if tags_file is None:
+        return _registry_source(err=err)
+    try:
+        return SnapshotTagSource.parse(tags_file.read_bytes(), path=str(tags_file))
+    except OSError as exc:
+        print(f"{tags_file}: cannot be read: {exc.strerror or exc}", file=err)
+    except SnapshotError as exc:
+        print(exc, file=err)
+    return None
+
+
+def _registry_source(*, err: TextIO) -> TagSource | None:
+    print(
+        "plan needs --tags FILE: scanning registries from the command line is not available yet",
+        file=err,
+    )
+    return None
+
+
+def _plan_all(root: Path, config: Config, observation: Observation) -> list[AutomationPlan]:
+    all_paths = localtree.list_files(root)
+    wanted = sorted(
+        {p for a in config.automations.values() for p in automation_paths(config, a, all_paths)}
+    )
+    files, read_warnings = localtree.read_candidates(root, wanted)
+    plans = []
+    for name in sorted(config.automations):
+        plan = plan_automation(
+            config, config.automations[name], observation, files, repository=root.resolve().name
+        )
+        plans.append(plan)
+    if plans:
+        plans[0].warnings[:0] = read_warnings
+    return plans
+
+
+def _plan_json(
+    observation: Observation, plans: list[AutomationPlan], errors: list[str]
+) -> dict[str, Any]:
+    return {
+        "observedPolicies": {n: ref.to_json() for n, ref in sorted(observation.latest.items())},
+        "policyErrors": dict(sorted(observation.errors.items())),
+        "automations": {
+            plan.name: {
+                "result": plan.result.to_json(),
+                "commitMessage": plan.commit_message,
+                "title": plan.title,
+                "body": plan.body,
+            }
+            for plan in plans
+        },
+        "errors": errors,
+        "warnings": [w for plan in plans for w in plan.warnings],
+    }
+
+
+def _print_plans(
+    observation: Observation,
+    plans: list[AutomationPlan],
+    errors: list[str],
+    *,
+    wrote: bool,
+    out: TextIO,
+    err: TextIO,
+) -> None:
+    for name, message in sorted(observation.errors.items()):
+        print(f"policy {name}: {message}", file=err)
+    for error in errors:
+        print(error, file=err)
+    for plan in plans:
+        for warning in plan.warnings:
+            print(f"warning: {warning}", file=err)
+
+    for plan in plans:
+        if not plan.result:
+            print(f"== {plan.name}: nothing to change", file=out)
+            continue
+        files = len(plan.edited)
+        action = "wrote" if wrote else "would change"
+        print(f"== {plan.name}: {action} {files} file(s)", file=out)
+        print(f"Title: {plan.title}", file=out)
+        print(f"Commit message: {plan.commit_message}", file=out)
+        print("", file=out)
+        print(plan.body.rstrip("\n"), file=out)
+        print("", file=out)

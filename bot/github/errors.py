@@ -1,0 +1,148 @@
+"""Errors of the GitHub layer: what went wrong, in terms the app can act on.
+
+gidgethub raises one exception type per status class; the app needs to know
+"empty repository", "someone moved the branch", "missing permission" and so
+on. `from_http` translates. Messages never contain tokens or keys: they name
+the request by method and path only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import gidgethub
+
+EMPTY_REPOSITORY_MESSAGE = "Git Repository is empty."
+NOT_ACCESSIBLE_MESSAGE = "Resource not accessible by integration"
+SECONDARY_LIMIT_MARKER = "secondary rate limit"
+
+
+class GitHubError(Exception):
+    """A GitHub request failed. `status` is the HTTP status (None if there was no answer)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        errors: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.errors = errors
+        self.headers: Mapping[str, str] = headers or {}
+
+    @property
+    def status_code(self) -> int | None:
+        # Spelled like gidgethub's attribute so code written for either works.
+        return self.status
+
+
+class NotFound(GitHubError):
+    """404: the resource does not exist, or the installation cannot see it."""
+
+
+class EmptyRepository(GitHubError):
+    """409 "Git Repository is empty.": the repository has no commits yet."""
+
+
+class PermissionDenied(GitHubError):
+    """403 "Resource not accessible by integration": the app lacks a permission."""
+
+
+class AuthenticationFailed(GitHubError):
+    """401: the app JWT or installation token was refused (after one refresh)."""
+
+
+class RateLimited(GitHubError):
+    """A primary or secondary rate limit that did not clear within the allowed wait."""
+
+
+class ServerError(GitHubError):
+    """5xx that persisted through every retry."""
+
+
+class Unreachable(GitHubError):
+    """No HTTP answer at all (connection refused, timeout...)."""
+
+
+class ValidationFailed(GitHubError):
+    """422: GitHub refused the request's content; `errors` holds its details."""
+
+
+class BranchMoved(GitHubError):
+    """The branch is not where the caller expected: somebody else moved it."""
+
+    def __init__(self, branch: str, *, expected: str | None, actual: str | None) -> None:
+        super().__init__(
+            f"branch {branch!r} is at {actual or 'nothing'}, expected {expected or 'nothing'}: "
+            "someone else changed it, so it was left alone"
+        )
+        self.branch = branch
+        self.expected = expected
+        self.actual = actual
+
+
+class NotFastForward(GitHubError):
+    """422 "Update is not a fast forward": the new commit does not descend from the branch."""
+
+    def __init__(self, branch: str, sha: str) -> None:
+        super().__init__(
+            f"cannot move branch {branch!r} to {sha}: not a fast-forward "
+            "(the branch has commits the new one does not contain)",
+            status=422,
+        )
+        self.branch = branch
+        self.sha = sha
+
+
+class WorkflowFilesRefused(GitHubError):
+    """The change touches `.github/workflows/`, which the bot never writes."""
+
+    def __init__(self, paths: Iterable[str]) -> None:
+        self.paths = sorted(paths)
+        super().__init__(
+            "refusing to write workflow files (" + ", ".join(self.paths) + "): "
+            "the bot never changes files under .github/workflows/; update them by hand"
+        )
+
+
+def _message_of(exc: gidgethub.HTTPException) -> str:
+    return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+
+
+def from_http(exc: gidgethub.HTTPException, *, method: str, path: str) -> GitHubError:
+    """The `GitHubError` for a gidgethub HTTP exception raised by `method path`."""
+    status = int(exc.status_code)
+    message = _message_of(exc)
+    errors = getattr(exc, "errors", None)
+    text = f"GitHub answered {status} to {method} {path}: {message}"
+    kwargs: dict[str, Any] = {"status": status, "errors": errors, "headers": exc.headers}
+    if status == 401:
+        return AuthenticationFailed(
+            text + " (check APP_ID and the private key, and that the app is installed)", **kwargs
+        )
+    if status == 404:
+        return NotFound(text, **kwargs)
+    if status == 409 and "empty" in message.lower():
+        return EmptyRepository(text, **kwargs)
+    if status == 403 and NOT_ACCESSIBLE_MESSAGE.lower() in message.lower():
+        return PermissionDenied(
+            text + " (grant the app the missing permission and accept it on the installation)",
+            **kwargs,
+        )
+    if status in (403, 429) and (
+        isinstance(exc, gidgethub.RateLimitExceeded)
+        or SECONDARY_LIMIT_MARKER in message.lower()
+        or "retry-after" in exc.headers
+        or exc.headers.get("x-ratelimit-remaining") == "0"
+    ):
+        return RateLimited(text, **kwargs)
+    if status == 422:
+        return ValidationFailed(text, **kwargs)
+    if status >= 500:
+        return ServerError(text, **kwargs)
+    return GitHubError(text, **kwargs)

@@ -1,0 +1,193 @@
+"""The pipeline both `plan` and the server run: policies -> setters -> change list.
+
+No I/O of its own: tags and digests come from a `TagSource`, files come in as
+bytes, and the plan goes out as data. The CLI reads a directory; the server
+reads the GitHub API; both hand the same bytes to this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.config import AutomationConfig, Config, ImagePolicyConfig, ImageRepositoryConfig
+from bot.policy import LatestRef, evaluate
+from bot.policy.model import DigestLookup
+from bot.update import UpdateError, build_setters, candidate_paths, update_files
+from bot.update.prbody import change_set_id, default_pr_title, render_pr_body
+from bot.update.result import Result
+from bot.update.templates import (
+    DEFAULT_COMMIT_MESSAGE,
+    TemplateError,
+    render_template,
+    template_data,
+)
+
+log = logging.getLogger(__name__)
+
+CONFIG_PATH = ".github/image-automation.yml"
+
+
+class TagSource(Protocol):
+    """Where tags and digests come from: a registry, or a JSON snapshot."""
+
+    async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
+        """Tags after the repository's exclusion list, in Flux order."""
+        ...
+
+    def digest_lookup(
+        self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
+    ) -> DigestLookup: ...
+
+
+@dataclass
+class Observation:
+    """The latest image of every policy (Flux's ``observedPolicies``), and failures."""
+
+    latest: dict[str, LatestRef] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class AutomationPlan:
+    name: str
+    result: Result
+    edited: dict[str, bytes]  # repo-relative path -> new content
+    commit_message: str = ""
+    title: str = ""
+    body: str = ""
+    change_set: str = ""
+    observed: dict[str, LatestRef] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+async def observe_policies(
+    config: Config,
+    source: TagSource,
+    *,
+    previous: Mapping[str, LatestRef] | None = None,
+) -> Observation:
+    """Evaluate every policy; a failed policy keeps its previous latest image (Flux)."""
+    previous = previous or {}
+    observation = Observation()
+
+    # One scan per image repository, however many policies use it.
+    repo_names = sorted({p.repository for p in config.policies.values()})
+    scans = await asyncio.gather(
+        *(source.tags(config.repositories[name]) for name in repo_names),
+        return_exceptions=True,
+    )
+    tags_by_repo = dict(zip(repo_names, scans, strict=True))
+
+    for name in sorted(config.policies):
+        policy = config.policies[name]
+        repo = config.repositories[policy.repository]
+        tags = tags_by_repo[policy.repository]
+        try:
+            if isinstance(tags, BaseException):
+                raise tags
+            lookup = source.digest_lookup(repo, refresh=_tags_to_refresh(policy))
+            observation.latest[name] = await evaluate(
+                policy.spec, repo.image, tags, previous=previous.get(name), digest_of=lookup
+            )
+        except Exception as exc:  # a registry or policy failure must not stop the others
+            observation.errors[name] = _describe(exc)
+            if name in previous:
+                observation.latest[name] = previous[name]
+    return observation
+
+
+def _tags_to_refresh(policy: ImagePolicyConfig) -> list[str]:
+    """Mutable tags whose digest must be asked again on every scan."""
+    spec = policy.spec
+    refresh = []
+    if spec.kind == "rolling" and spec.rolling_tag:
+        refresh.append(spec.rolling_tag)
+    if spec.alias_of:
+        refresh.append(spec.alias_of)
+    return refresh
+
+
+def _describe(exc: BaseException) -> str:
+    if not type(exc).__module__.startswith("bot."):
+        # Not one of our own errors: keep the detail in the log for whoever debugs it.
+        log.warning("policy evaluation failed unexpectedly", exc_info=exc)
+    return str(exc).strip() or type(exc).__name__
+
+
+def selected_policies(
+    config: Config, automation: AutomationConfig, observation: Observation
+) -> dict[str, LatestRef]:
+    """The policies this automation applies: selector matches and a latest image exists."""
+    return {
+        name: observation.latest[name]
+        for name, policy in sorted(config.policies.items())
+        if name in observation.latest and automation.selects(policy)
+    }
+
+
+def automation_paths(
+    config: Config, automation: AutomationConfig, paths: Iterable[str]
+) -> list[str]:
+    """Repo-relative paths an automation may edit (yaml/yml/Kustomization under update.path)."""
+    return [repo_path for repo_path, _rel in candidate_paths(paths, automation.update_path)]
+
+
+def plan_automation(
+    config: Config,
+    automation: AutomationConfig,
+    observation: Observation,
+    files: Mapping[str, bytes],
+    *,
+    repository: str,
+) -> AutomationPlan:
+    """Apply one automation's setters to ``files`` (repo-relative) and render its texts."""
+    plan = AutomationPlan(name=automation.name, result=Result(), edited={})
+    plan.observed = selected_policies(config, automation, observation)
+    where = f"{CONFIG_PATH}:{automation.line}:1"
+
+    try:
+        setters = build_setters(config.namespace, plan.observed)
+        candidates = candidate_paths(files.keys(), automation.update_path)
+    except UpdateError as exc:
+        plan.errors.append(f"{where}: automation {automation.name!r}: {exc}")
+        return plan
+
+    to_repo_path = {rel: repo_path for repo_path, rel in candidates}
+    outcome = update_files({rel: files[repo_path] for repo_path, rel in candidates}, setters)
+    plan.result = outcome.result
+    plan.edited = {to_repo_path[rel]: content for rel, content in outcome.edited.items()}
+    plan.warnings.extend(outcome.warnings)
+    if not plan.result:
+        return plan  # Flux renders templates only when something changed
+
+    plan.change_set = change_set_id(plan.result)
+    data = template_data(
+        automation=f"{config.namespace}/{automation.name}",
+        result=plan.result,
+        values=automation.message_template_values,
+        observed_policies=plan.observed,
+        repository=repository,
+    )
+    state = {
+        "automation": automation.name,
+        "changeSet": plan.change_set,
+        "observed": {name: ref.to_json() for name, ref in plan.observed.items()},
+    }
+    try:
+        plan.commit_message = render_template(
+            automation.message_template or DEFAULT_COMMIT_MESSAGE, data, name="messageTemplate"
+        )
+        plan.title = (
+            render_template(automation.pr_title, data, name="pullRequest.title")
+            if automation.pr_title
+            else default_pr_title(automation.name, plan.result)
+        )
+        plan.body = render_pr_body(data, body_template=automation.pr_body_template, state=state)
+    except TemplateError as exc:
+        plan.errors.append(f"{where}: automation {automation.name!r}: {exc}")
+    return plan

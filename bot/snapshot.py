@@ -1,0 +1,118 @@
+"""A tag source read from a JSON snapshot (`plan --tags FILE`, design §6).
+
+Format: ``{"<image as written>": ["tag", ...]}`` or
+``{"<image>": {"tags": ["tag", ...], "digests": {"<tag>": "sha256:..."}}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from bot.config import ImageRepositoryConfig
+from bot.imageref import ImageRefError, canonical_name
+from bot.policy import PolicyError, apply_exclusions
+from bot.policy.model import DigestLookup
+
+_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+
+
+class SnapshotError(Exception):
+    """The snapshot file itself is unusable; the message names the file and the problem."""
+
+
+@dataclass
+class ImageSnapshot:
+    tags: list[str]
+    digests: dict[str, str] = field(default_factory=dict)
+
+
+class SnapshotTagSource:
+    """Serves tags and digests from a snapshot instead of a registry."""
+
+    def __init__(self, images: Mapping[str, ImageSnapshot]) -> None:
+        self._images = dict(images)
+        self._by_canonical: dict[str, ImageSnapshot] = {}
+        for image, snap in self._images.items():
+            try:
+                self._by_canonical.setdefault(canonical_name(image), snap)
+            except ImageRefError:
+                pass  # reported when a repository actually asks for it
+
+    @classmethod
+    def parse(cls, text: str | bytes, *, path: str) -> SnapshotTagSource:
+        try:
+            doc = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            line = getattr(exc, "lineno", 1)
+            col = getattr(exc, "colno", 1)
+            raise SnapshotError(f"{path}:{line}:{col}: not valid JSON: {exc}") from None
+        if not isinstance(doc, dict):
+            raise SnapshotError(
+                f"{path}: expected a JSON object mapping each image to its tags, "
+                f'e.g. {{"ghcr.io/org/app": ["1.0.0", "1.1.0"]}}'
+            )
+        images = {}
+        for image, entry in doc.items():
+            images[image] = _parse_entry(path, image, entry)
+        return cls(images)
+
+    def _lookup(self, repo: ImageRepositoryConfig) -> ImageSnapshot:
+        snap = self._images.get(repo.image)
+        if snap is None:
+            try:
+                snap = self._by_canonical.get(canonical_name(repo.image))
+            except ImageRefError:
+                snap = None
+        if snap is None:
+            raise PolicyError(
+                f"image {repo.image!r} (imageRepository {repo.name!r}) is not in the tags file; "
+                "add it or scan the registry instead"
+            )
+        return snap
+
+    async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
+        return apply_exclusions(self._lookup(repo).tags, repo.exclusion_list)
+
+    def digest_lookup(
+        self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
+    ) -> DigestLookup:
+        def lookup(tag: str) -> str:
+            digest = self._lookup(repo).digests.get(tag)
+            if not digest:
+                raise PolicyError(
+                    f"no digest for {repo.image}:{tag} in the tags file; "
+                    f'add it under "digests" for that image'
+                )
+            return digest
+
+        return lookup
+
+
+def _parse_entry(path: str, image: str, entry: object) -> ImageSnapshot:
+    where = f"{path}: image {image!r}"
+    if isinstance(entry, list):
+        return ImageSnapshot(tags=_tag_list(where, entry))
+    if not isinstance(entry, dict):
+        raise SnapshotError(f"{where}: expected a list of tags or {{\"tags\": [...], \"digests\": {{...}}}}")
+    unknown = set(entry) - {"tags", "digests"}
+    if unknown:
+        raise SnapshotError(f"{where}: unknown keys {sorted(unknown)}; allowed: tags, digests")
+    tags = _tag_list(where, entry.get("tags", []))
+    digests = entry.get("digests", {})
+    if not isinstance(digests, dict):
+        raise SnapshotError(f"{where}: \"digests\" must map tags to digests")
+    for tag, digest in digests.items():
+        if not isinstance(digest, str) or not _DIGEST.match(digest):
+            raise SnapshotError(
+                f"{where}: digest of tag {tag!r} must look like 'sha256:<64 hex>', got {digest!r}"
+            )
+    return ImageSnapshot(tags=tags, digests=dict(digests))
+
+
+def _tag_list(where: str, tags: object) -> list[str]:
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise SnapshotError(f"{where}: tags must be a list of strings")
+    return list(tags)

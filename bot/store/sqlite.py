@@ -1,0 +1,386 @@
+"""The app's persisted state in one sqlite3 database.
+
+What is kept, and why:
+
+* webhook delivery ids, so a redelivered event is handled once;
+* installations and the repositories they grant, so ticks know what to visit;
+* per repository: the default-branch head, config and observed policies of the
+  last complete run (the short-circuit key) and the previous ``LatestRef`` of
+  each policy (a failed policy keeps it, as in Flux);
+* per automation: the last commit the bot wrote to its branch, its open PR and
+  what that PR says, and whether someone else pushed to the branch;
+* change sets of PRs closed unmerged, never proposed again.
+
+All calls are short synchronous statements; the app calls them from its event
+loop thread only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from bot.policy.model import LatestRef
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    id TEXT PRIMARY KEY, event TEXT NOT NULL, received_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS installations (
+    id INTEGER PRIMARY KEY, account TEXT NOT NULL DEFAULT '',
+    suspended INTEGER NOT NULL DEFAULT 0, permissions TEXT NOT NULL DEFAULT '{}');
+CREATE TABLE IF NOT EXISTS repositories (
+    full_name TEXT PRIMARY KEY, installation_id INTEGER NOT NULL,
+    default_branch TEXT, head_sha TEXT, config_sha TEXT, config_text BLOB,
+    observed TEXT, dirty INTEGER NOT NULL DEFAULT 1, last_error TEXT);
+CREATE TABLE IF NOT EXISTS policies (
+    repository TEXT NOT NULL, policy TEXT NOT NULL,
+    name TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
+    PRIMARY KEY (repository, policy));
+CREATE TABLE IF NOT EXISTS automations (
+    repository TEXT NOT NULL, automation TEXT NOT NULL,
+    push_branch TEXT NOT NULL DEFAULT '', base_branch TEXT NOT NULL DEFAULT '',
+    base_sha TEXT, written_sha TEXT, pr_number INTEGER,
+    pr_title TEXT, pr_body TEXT, pr_labels TEXT, change_set TEXT,
+    human_edited INTEGER NOT NULL DEFAULT 0, human_noted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (repository, automation));
+CREATE TABLE IF NOT EXISTS rejected (
+    repository TEXT NOT NULL, automation TEXT NOT NULL, change_set TEXT NOT NULL,
+    pr_number INTEGER, closed_at REAL NOT NULL,
+    PRIMARY KEY (repository, automation, change_set));
+CREATE TABLE IF NOT EXISTS merged (
+    repository TEXT NOT NULL, automation TEXT NOT NULL, pr_number INTEGER NOT NULL,
+    change_set TEXT, merged_at REAL NOT NULL,
+    PRIMARY KEY (repository, pr_number));
+"""
+
+#: Delivery ids older than this are forgotten (GitHub redelivers for about 3 days).
+DELIVERY_RETENTION = 14 * 24 * 3600.0
+
+
+class StoreError(Exception):
+    """The database cannot be opened (bad DATABASE_URL, unwritable path...)."""
+
+
+@dataclass
+class RepositoryRecord:
+    full_name: str
+    installation_id: int
+    default_branch: str | None = None
+    head_sha: str | None = None  # default-branch head at the last complete run
+    config_sha: str | None = None
+    config_text: bytes | None = None
+    observed: dict[str, LatestRef] | None = None
+    dirty: bool = True  # something happened that the short-circuit cannot see
+    last_error: str | None = None
+
+
+@dataclass
+class AutomationState:
+    repository: str
+    automation: str
+    push_branch: str = ""
+    base_branch: str = ""
+    base_sha: str | None = None
+    written_sha: str | None = None  # the last commit the bot wrote to push_branch
+    pr_number: int | None = None
+    pr_title: str | None = None
+    pr_body: str | None = None
+    pr_labels: list[str] = field(default_factory=list)
+    change_set: str | None = None
+    human_edited: bool = False
+    human_noted: bool = False
+
+
+def _observed_to_json(observed: Mapping[str, LatestRef] | None) -> str | None:
+    if observed is None:
+        return None
+    return json.dumps({k: v.to_json() for k, v in sorted(observed.items())}, sort_keys=True)
+
+
+def _observed_from_json(text: str | None) -> dict[str, LatestRef] | None:
+    if text is None:
+        return None
+    return {k: LatestRef(**v) for k, v in json.loads(text).items()}
+
+
+def database_path(url: str) -> str:
+    """``sqlite:///relative.db``, ``sqlite:////abs/path.db`` or ``sqlite:///:memory:``."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or len(url) == len(prefix):
+        raise StoreError(
+            f"DATABASE_URL {url!r} is not supported: use sqlite:///path/to/file.db "
+            "(or sqlite:///:memory:)"
+        )
+    return url[len(prefix) :]
+
+
+class Store:
+    def __init__(self, connection: sqlite3.Connection, *, clock=time.time) -> None:
+        self._db = connection
+        self._clock = clock
+        self._db.executescript(SCHEMA)
+        self._db.commit()
+
+    @classmethod
+    def open(cls, url: str = "sqlite:///image-automation.db", *, clock=time.time) -> Store:
+        path = database_path(url)
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            return cls(connection, clock=clock)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {path!r} (DATABASE_URL): {exc}") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _exec(self, sql: str, params: Iterable = ()) -> sqlite3.Cursor:
+        return self._db.execute(sql, tuple(params))
+
+    # -- webhook deliveries -------------------------------------------------
+
+    def delivery_seen(self, delivery_id: str) -> bool:
+        row = self._exec("SELECT 1 FROM deliveries WHERE id = ?", [delivery_id]).fetchone()
+        return row is not None
+
+    def record_delivery(self, delivery_id: str, event: str) -> None:
+        now = self._clock()
+        self._exec(
+            "INSERT OR IGNORE INTO deliveries (id, event, received_at) VALUES (?, ?, ?)",
+            [delivery_id, event, now],
+        )
+        self._exec("DELETE FROM deliveries WHERE received_at < ?", [now - DELIVERY_RETENTION])
+
+    # -- installations ------------------------------------------------------
+
+    def upsert_installation(
+        self, installation_id: int, *, account: str = "", permissions: Mapping | None = None
+    ) -> None:
+        self._exec(
+            "INSERT INTO installations (id, account, permissions) VALUES (?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET account = excluded.account, "
+            "permissions = excluded.permissions",
+            [installation_id, account, json.dumps(dict(permissions or {}), sort_keys=True)],
+        )
+
+    def installation_known(self, installation_id: int) -> bool:
+        row = self._exec("SELECT 1 FROM installations WHERE id = ?", [installation_id]).fetchone()
+        return row is not None
+
+    def installation_permissions(self, installation_id: int) -> dict[str, str]:
+        row = self._exec(
+            "SELECT permissions FROM installations WHERE id = ?", [installation_id]
+        ).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def set_suspended(self, installation_id: int, suspended: bool) -> None:
+        self._exec(
+            "UPDATE installations SET suspended = ? WHERE id = ?",
+            [int(suspended), installation_id],
+        )
+
+    def is_suspended(self, installation_id: int) -> bool:
+        row = self._exec(
+            "SELECT suspended FROM installations WHERE id = ?", [installation_id]
+        ).fetchone()
+        return bool(row and row[0])
+
+    def delete_installation(self, installation_id: int) -> list[str]:
+        """Forget the installation and everything about its repositories; returns them."""
+        repos = self.installation_repositories(installation_id)
+        for full_name in repos:
+            self.remove_repository(full_name)
+        self._exec("DELETE FROM installations WHERE id = ?", [installation_id])
+        return repos
+
+    def installation_repositories(self, installation_id: int) -> list[str]:
+        rows = self._exec(
+            "SELECT full_name FROM repositories WHERE installation_id = ? ORDER BY full_name",
+            [installation_id],
+        )
+        return [r[0] for r in rows]
+
+    # -- repositories -------------------------------------------------------
+
+    def add_repository(
+        self, full_name: str, installation_id: int, *, default_branch: str | None = None
+    ) -> None:
+        if not self.installation_known(installation_id):
+            self.upsert_installation(installation_id)
+        self._exec(
+            "INSERT INTO repositories (full_name, installation_id, default_branch) "
+            "VALUES (?, ?, ?) ON CONFLICT(full_name) DO UPDATE SET "
+            "installation_id = excluded.installation_id, "
+            "default_branch = COALESCE(excluded.default_branch, default_branch)",
+            [full_name, installation_id, default_branch],
+        )
+
+    def remove_repository(self, full_name: str) -> None:
+        for table, column in (
+            ("repositories", "full_name"),
+            ("policies", "repository"),
+            ("automations", "repository"),
+            ("rejected", "repository"),
+        ):
+            self._exec(f"DELETE FROM {table} WHERE {column} = ?", [full_name])
+
+    def repository(self, full_name: str) -> RepositoryRecord | None:
+        row = self._exec(
+            "SELECT full_name, installation_id, default_branch, head_sha, config_sha, "
+            "config_text, observed, dirty, last_error FROM repositories WHERE full_name = ?",
+            [full_name],
+        ).fetchone()
+        if row is None:
+            return None
+        return RepositoryRecord(
+            full_name=row[0],
+            installation_id=row[1],
+            default_branch=row[2],
+            head_sha=row[3],
+            config_sha=row[4],
+            config_text=row[5],
+            observed=_observed_from_json(row[6]),
+            dirty=bool(row[7]),
+            last_error=row[8],
+        )
+
+    def repositories(self) -> list[RepositoryRecord]:
+        names = [r[0] for r in self._exec("SELECT full_name FROM repositories ORDER BY 1")]
+        return [rec for name in names if (rec := self.repository(name)) is not None]
+
+    def save_repository(self, record: RepositoryRecord) -> None:
+        self._exec(
+            "UPDATE repositories SET installation_id = ?, default_branch = ?, head_sha = ?, "
+            "config_sha = ?, config_text = ?, observed = ?, dirty = ?, last_error = ? "
+            "WHERE full_name = ?",
+            [
+                record.installation_id,
+                record.default_branch,
+                record.head_sha,
+                record.config_sha,
+                record.config_text,
+                _observed_to_json(record.observed),
+                int(record.dirty),
+                record.last_error,
+                record.full_name,
+            ],
+        )
+
+    def mark_dirty(self, full_name: str) -> None:
+        """Something changed that the short-circuit key does not cover: run fully next time."""
+        self._exec("UPDATE repositories SET dirty = 1 WHERE full_name = ?", [full_name])
+
+    # -- previous LatestRef per policy --------------------------------------
+
+    def latest_refs(self, repository: str) -> dict[str, LatestRef]:
+        rows = self._exec(
+            "SELECT policy, name, tag, digest FROM policies WHERE repository = ?", [repository]
+        )
+        return {r[0]: LatestRef(name=r[1], tag=r[2], digest=r[3]) for r in rows}
+
+    def save_latest_refs(self, repository: str, latest: Mapping[str, LatestRef]) -> None:
+        self._exec("DELETE FROM policies WHERE repository = ?", [repository])
+        for policy, ref in latest.items():
+            self._exec(
+                "INSERT INTO policies (repository, policy, name, tag, digest) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [repository, policy, ref.name, ref.tag, ref.digest],
+            )
+
+    # -- automations ----------------------------------------------------------
+
+    _AUTOMATION_COLUMNS = tuple(f.name for f in fields(AutomationState))
+
+    def _automation_from_row(self, row: tuple) -> AutomationState:
+        values = dict(zip(self._AUTOMATION_COLUMNS, row, strict=True))
+        values["pr_labels"] = json.loads(values["pr_labels"] or "[]")
+        values["human_edited"] = bool(values["human_edited"])
+        values["human_noted"] = bool(values["human_noted"])
+        return AutomationState(**values)
+
+    def automation_state(self, repository: str, automation: str) -> AutomationState:
+        row = self._exec(
+            f"SELECT {', '.join(self._AUTOMATION_COLUMNS)} FROM automations "
+            "WHERE repository = ? AND automation = ?",
+            [repository, automation],
+        ).fetchone()
+        if row is None:
+            return AutomationState(repository=repository, automation=automation)
+        return self._automation_from_row(row)
+
+    def automation_states(self, repository: str) -> list[AutomationState]:
+        rows = self._exec(
+            f"SELECT {', '.join(self._AUTOMATION_COLUMNS)} FROM automations "
+            "WHERE repository = ? ORDER BY automation",
+            [repository],
+        )
+        return [self._automation_from_row(row) for row in rows]
+
+    def automation_for_branch(self, repository: str, push_branch: str) -> AutomationState | None:
+        for state in self.automation_states(repository):
+            if state.push_branch == push_branch:
+                return state
+        return None
+
+    def save_automation_state(self, state: AutomationState) -> None:
+        values = [getattr(state, name) for name in self._AUTOMATION_COLUMNS]
+        values[self._AUTOMATION_COLUMNS.index("pr_labels")] = json.dumps(state.pr_labels)
+        placeholders = ", ".join("?" for _ in values)
+        self._exec(
+            f"INSERT OR REPLACE INTO automations ({', '.join(self._AUTOMATION_COLUMNS)}) "
+            f"VALUES ({placeholders})",
+            [int(v) if isinstance(v, bool) else v for v in values],
+        )
+
+    def delete_automation_state(self, repository: str, automation: str) -> None:
+        self._exec(
+            "DELETE FROM automations WHERE repository = ? AND automation = ?",
+            [repository, automation],
+        )
+
+    # -- outcomes of PRs ----------------------------------------------------------
+
+    def reject_change_set(
+        self, repository: str, automation: str, change_set: str, *, pr_number: int | None
+    ) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO rejected (repository, automation, change_set, pr_number, "
+            "closed_at) VALUES (?, ?, ?, ?, ?)",
+            [repository, automation, change_set, pr_number, self._clock()],
+        )
+
+    def forget_rejection(self, repository: str, automation: str, change_set: str) -> None:
+        self._exec(
+            "DELETE FROM rejected WHERE repository = ? AND automation = ? AND change_set = ?",
+            [repository, automation, change_set],
+        )
+
+    def is_rejected(self, repository: str, automation: str, change_set: str) -> bool:
+        row = self._exec(
+            "SELECT 1 FROM rejected WHERE repository = ? AND automation = ? AND change_set = ?",
+            [repository, automation, change_set],
+        ).fetchone()
+        return row is not None
+
+    def record_merged(
+        self, repository: str, automation: str, pr_number: int, change_set: str | None
+    ) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO merged (repository, automation, pr_number, change_set, "
+            "merged_at) VALUES (?, ?, ?, ?, ?)",
+            [repository, automation, pr_number, change_set, self._clock()],
+        )
+
+    def merged_prs(self, repository: str) -> list[tuple[str, int, str | None]]:
+        rows = self._exec(
+            "SELECT automation, pr_number, change_set FROM merged WHERE repository = ? "
+            "ORDER BY merged_at",
+            [repository],
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
