@@ -15,17 +15,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
+
 from bot import localtree
 from bot.config import Config, ConfigError, load_config
 from bot.planner import (
     CONFIG_PATH,
     AutomationPlan,
     Observation,
-    TagSource,
     automation_paths,
     observe_policies,
     plan_automation,
 )
+from bot.registry.credentials import CredentialStore
+from bot.registry.errors import RegistryError
+from bot.registry.scanner import RegistryScanner
+from bot.registry.source import RegistryTagSource
 from bot.snapshot import SnapshotError, SnapshotTagSource
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
@@ -64,12 +69,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan_cmd.add_argument("path", nargs="?", default=".", help="directory of manifests (default .)")
     plan_cmd.add_argument("--config", help=f"config file (default PATH/{CONFIG_PATH})")
-    plan_cmd.add_argument("--tags", help="JSON snapshot of tags (and digests) instead of registries")
+    plan_cmd.add_argument(
+        "--tags", help="JSON snapshot of tags (and digests) instead of registries"
+    )
     plan_cmd.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan_cmd.add_argument("--write", action="store_true", help="apply the edits to the files")
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
-    check.add_argument("path", nargs="?", default=".", help=f"directory (uses {CONFIG_PATH}) or file")
+    check.add_argument(
+        "path", nargs="?", default=".", help=f"directory (uses {CONFIG_PATH}) or file"
+    )
     return parser
 
 
@@ -111,11 +120,16 @@ def plan(
         return EXIT_CONFIG
     config, config_errors = loaded
 
-    source = _tag_source(tags_file, err=err)
-    if source is None:
-        return EXIT_CONFIG
-
-    observation = asyncio.run(observe_policies(config, source))
+    if tags_file is not None:
+        snapshot = _snapshot_source(tags_file, err=err)
+        if snapshot is None:
+            return EXIT_CONFIG
+        observation = asyncio.run(observe_policies(config, snapshot))
+    else:
+        credentials = _credentials(err=err)
+        if credentials is None:
+            return EXIT_CONFIG
+        observation = asyncio.run(_observe_registries(config, credentials))
     plans = _plan_all(root, config, observation)
 
     if write:
@@ -150,9 +164,7 @@ def _load(config_file: Path, *, err: TextIO) -> tuple[Config, list[ConfigError]]
     return load_config(text, path=str(config_file))
 
 
-def _tag_source(tags_file: Path | None, *, err: TextIO) -> TagSource | None:
-    if tags_file is None:
-        return _registry_source(err=err)
+def _snapshot_source(tags_file: Path, *, err: TextIO) -> SnapshotTagSource | None:
     try:
         return SnapshotTagSource.parse(tags_file.read_bytes(), path=str(tags_file))
     except OSError as exc:
@@ -162,12 +174,20 @@ def _tag_source(tags_file: Path | None, *, err: TextIO) -> TagSource | None:
     return None
 
 
-def _registry_source(*, err: TextIO) -> TagSource | None:
-    print(
-        "plan needs --tags FILE: scanning registries from the command line is not available yet",
-        file=err,
-    )
-    return None
+def _credentials(*, err: TextIO) -> CredentialStore | None:
+    """Operator credentials from ``REGISTRY_CREDENTIALS`` (design §7); none is fine."""
+    try:
+        return CredentialStore.load(os.environ.get("REGISTRY_CREDENTIALS") or None)
+    except RegistryError as exc:
+        print(exc, file=err)
+        return None
+
+
+async def _observe_registries(config: Config, credentials: CredentialStore) -> Observation:
+    async with aiohttp.ClientSession() as session:
+        scanner = RegistryScanner(session, credentials)
+        # A local plan acts for no GitHub repository: only unrestricted credentials apply.
+        return await observe_policies(config, RegistryTagSource(scanner, repository=None))
 
 
 def _plan_all(root: Path, config: Config, observation: Observation) -> list[AutomationPlan]:

@@ -96,14 +96,16 @@ def _parse_entry(path: str, image: str, entry: object) -> ImageSnapshot:
     if isinstance(entry, list):
         return ImageSnapshot(tags=_tag_list(where, entry))
     if not isinstance(entry, dict):
-        raise SnapshotError(f"{where}: expected a list of tags or {{\"tags\": [...], \"digests\": {{...}}}}")
+        raise SnapshotError(
+            f'{where}: expected a list of tags or {{"tags": [...], "digests": {{...}}}}'
+        )
     unknown = set(entry) - {"tags", "digests"}
     if unknown:
         raise SnapshotError(f"{where}: unknown keys {sorted(unknown)}; allowed: tags, digests")
     tags = _tag_list(where, entry.get("tags", []))
     digests = entry.get("digests", {})
     if not isinstance(digests, dict):
-        raise SnapshotError(f"{where}: \"digests\" must map tags to digests")
+        raise SnapshotError(f'{where}: "digests" must map tags to digests')
     for tag, digest in digests.items():
         if not isinstance(digest, str) or not _DIGEST.match(digest):
             raise SnapshotError(

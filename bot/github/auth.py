@@ -71,7 +71,7 @@ class AppCredentials:
                 "give the app's PEM private key (or its path)"
             )
         base_url = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
-        return cls(app_id=app_id, private_key=key, base_url=base_url.rstrip("/"))
+        return cls(app_id=app_id, private_key=key.strip() + "\n", base_url=base_url.rstrip("/"))
 
 
 def _pem_from_env_value(value: str) -> str:

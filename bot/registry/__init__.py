@@ -1,0 +1,1 @@
+"""OCI registry access: credentials, auth, tag scanning and digests (network edge)."""

@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS policies (
 CREATE TABLE IF NOT EXISTS automations (
     repository TEXT NOT NULL, automation TEXT NOT NULL,
     push_branch TEXT NOT NULL DEFAULT '', base_branch TEXT NOT NULL DEFAULT '',
-    base_sha TEXT, written_sha TEXT, pr_number INTEGER,
+    base_sha TEXT, written_sha TEXT, prior_sha TEXT, pr_number INTEGER,
     pr_title TEXT, pr_body TEXT, pr_labels TEXT, change_set TEXT,
     human_edited INTEGER NOT NULL DEFAULT 0, human_noted INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (repository, automation));
@@ -86,6 +86,9 @@ class AutomationState:
     base_branch: str = ""
     base_sha: str | None = None
     written_sha: str | None = None  # the last commit the bot wrote to push_branch
+    # The one before: a crash between moving the branch and saving must not look
+    # like someone else's push.
+    prior_sha: str | None = None
     pr_number: int | None = None
     pr_title: str | None = None
     pr_body: str | None = None
@@ -93,6 +96,18 @@ class AutomationState:
     change_set: str | None = None
     human_edited: bool = False
     human_noted: bool = False
+
+    def bot_wrote(self, sha: str | None) -> bool:
+        """Is `sha` a commit this bot put on its branch?"""
+        return sha is not None and sha in (self.written_sha, self.prior_sha)
+
+    def forget_pull_request(self) -> None:
+        """The PR is gone (merged or closed): the branch is the bot's to rebuild again."""
+        self.pr_number = None
+        self.pr_title = self.pr_body = None
+        self.pr_labels = []
+        self.change_set = None
+        self.human_edited = self.human_noted = False
 
 
 def _observed_to_json(observed: Mapping[str, LatestRef] | None) -> str | None:

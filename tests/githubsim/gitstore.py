@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import io
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from dulwich.archive import tar_stream
+from dulwich.diff_tree import tree_changes
 from dulwich.objects import Blob, Commit, Tree
 from dulwich.repo import Repo
 
@@ -138,7 +138,9 @@ class GitRepo:
         return found[1] if found else None
 
     # -- building trees and commits --------------------------------------------------------
-    def build_tree(self, base_tree: str | None, edits: list[tuple[str, int | None, str | None]]) -> str:
+    def build_tree(
+        self, base_tree: str | None, edits: list[tuple[str, int | None, str | None]]
+    ) -> str:
         """Apply (path, mode, sha-or-None-to-delete) edits on top of `base_tree`."""
         root = _MutableTree(self, base_tree)
         for path, mode, sha in edits:
@@ -183,6 +185,29 @@ class GitRepo:
                 todo.extend(p.decode() for p in commit.parents)
         return False
 
+    def new_commits(self, tip: str) -> list[str]:
+        """Commits reachable from `tip` but from no ref: what a ref update would add."""
+        known: set[str] = set()
+        todo = list(self.refs().values())
+        while todo:
+            sha = todo.pop()
+            if sha in known:
+                continue
+            known.add(sha)
+            commit = self.commit_info(sha)
+            if commit is not None:
+                todo.extend(p.decode() for p in commit.parents)
+        out, todo = [], [tip]
+        while todo:
+            sha = todo.pop()
+            if sha in known or sha in out:
+                continue
+            out.append(sha)
+            commit = self.commit_info(sha)
+            if commit is not None:
+                todo.extend(p.decode() for p in commit.parents)
+        return out
+
     # -- refs --------------------------------------------------------------------------------
     def refs(self, prefix: str = "refs/") -> dict[str, str]:
         out = {}
@@ -222,6 +247,21 @@ class GitRepo:
         if is_hex_sha(ref) and self.is_commit(ref):
             return ref
         return None
+
+    def changed_paths(
+        self, old_tree: str | None, new_tree: str
+    ) -> list[tuple[str, str, str | None]]:
+        """(status, path, new blob sha) for files differing between two trees."""
+        out = []
+        store = self._repo.object_store
+        old = old_tree.encode() if old_tree else None
+        for change in tree_changes(store, old, new_tree.encode()):
+            if change.type == "delete":
+                out.append(("removed", change.old.path.decode(), None))
+            else:
+                status = "added" if change.type == "add" else "modified"
+                out.append((status, change.new.path.decode(), change.new.sha.decode()))
+        return out
 
     def tarball(self, commit_sha: str, prefix: str, mtime: int) -> bytes:
         tree = self._repo.object_store[self.commit_tree(commit_sha).encode()]
@@ -285,8 +325,3 @@ class _MutableTree:
 
 def is_hex_sha(text: str) -> bool:
     return len(text) == 40 and all(c in "0123456789abcdef" for c in text)
-
-
-def iter_files(files: dict[str, bytes | None]) -> Iterator[tuple[str, bytes | None]]:
-    for path, data in files.items():
-        yield path.strip("/"), data

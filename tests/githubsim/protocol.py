@@ -103,7 +103,9 @@ def page_params(request: web.Request) -> tuple[int, int]:
         per_page = int(request.query.get("per_page", DEFAULT_PER_PAGE))
         page = int(request.query.get("page", 1))
     except ValueError as exc:
-        raise validation_failed({"resource": "Search", "field": "per_page", "code": "invalid"}) from exc
+        raise validation_failed(
+            {"resource": "Search", "field": "per_page", "code": "invalid"}
+        ) from exc
     return max(1, page), min(max(1, per_page), MAX_PER_PAGE)
 
 

@@ -1,0 +1,491 @@
+"""The bot's GitHub REST client: gidgethub 6 plus what a long-running app needs.
+
+gidgethub gives requests, decoding, pagination and an ETag cache; it has no
+retries, no pacing, no token refresh, and its cache is keyed by URL alone.
+This module adds, on top of its hooks:
+
+* authentication per request (installation token or app JWT), so a token
+  refreshed after a 401 is used by the retry;
+* retries with bounded attempts: 5xx for requests that are safe to repeat,
+  secondary rate limits (honouring ``retry-after``), exhausted primary limits
+  (until ``x-ratelimit-reset``), all with an injectable ``sleep``;
+* writes one at a time, at least ``write_interval`` apart (GitHub's
+  content-creation limits);
+* a per-installation response cache that particular requests can bypass
+  (immutable objects, and self-made conditional requests such as the
+  ``application/vnd.github.sha`` head check, which gidgethub's cache would
+  otherwise break);
+* errors translated into `bot.github.errors` types.
+
+The transport is ``_send``: tests subclass and override it to serve recorded
+or synthetic answers without a network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import copy
+import logging
+import time
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import gidgethub
+import gidgethub.aiohttp
+from gidgethub import sansio
+
+from bot.github.auth import AppCredentials, TokenCache, app_jwt
+from bot.github.errors import (
+    SECONDARY_LIMIT_MARKER,
+    GitHubError,
+    Unreachable,
+    from_http,
+)
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "2022-11-28"
+DEFAULT_REQUESTER = "image-automation-bot"
+WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
+#: POSTs that create content-addressed git objects: repeating one is harmless.
+_REPEATABLE_POST_SUFFIXES = ("/git/blobs", "/git/trees", "/git/commits", "/access_tokens")
+SECONDARY_LIMIT_FALLBACK = 60.0
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+Sleep = Callable[[float], Awaitable[None]]
+
+# Set for the duration of one request that must not use the response cache.
+_bypass_cache: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "github_bypass_cache", default=False
+)
+
+
+@dataclass
+class _RequestState:
+    """What one logical request (all its attempts) has done so far."""
+
+    refreshed_auth: bool = False
+
+
+_request_state: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar(
+    "github_request_state", default=None
+)
+
+
+class NotModified(GitHubError):
+    """304 to a conditional request the caller made itself."""
+
+
+class ResponseCache(MutableMapping[str, Any]):
+    """gidgethub's ETag cache for one installation: LRU-bounded, bypassable per request.
+
+    Keep one per installation: entries are keyed by URL only, and ETags are
+    per credential.
+    """
+
+    def __init__(self, maxsize: int = 2048) -> None:
+        self._data: OrderedDict[str, Any] = OrderedDict()
+        self._maxsize = maxsize
+
+    def __getitem__(self, key: str) -> Any:
+        if _bypass_cache.get():
+            raise KeyError(key)
+        value = self._data[key]
+        self._data.move_to_end(key)
+        return value
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        if _bypass_cache.get():
+            return
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self._maxsize:
+            self._data.popitem(last=False)
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+@contextlib.contextmanager
+def uncached() -> Iterator[None]:
+    """Requests made inside skip the response cache (neither read nor filled)."""
+    token = _bypass_cache.set(True)
+    try:
+        yield
+    finally:
+        _bypass_cache.reset(token)
+
+
+def _path_of(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _same_origin(a: str, b: str) -> bool:
+    pa, pb = urllib.parse.urlsplit(a), urllib.parse.urlsplit(b)
+    return (pa.scheme, pa.netloc) == (pb.scheme, pb.netloc)
+
+
+def _is_repeatable(method: str, url: str) -> bool:
+    if method in IDEMPOTENT_METHODS:
+        return True
+    path = urllib.parse.urlsplit(url).path.rstrip("/")
+    return method == "POST" and path.endswith(_REPEATABLE_POST_SUFFIXES)
+
+
+class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
+    """Retries, pacing, caching, counting and error translation; subclasses authenticate."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        base_url: str,
+        requester: str = DEFAULT_REQUESTER,
+        write_interval: float = 1.0,
+        max_attempts: int = 4,
+        max_wait: float = 900.0,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+        cache: MutableMapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            session,
+            requester,
+            cache=ResponseCache() if cache is None else cache,
+            base_url=base_url,
+        )
+        self.write_interval = write_interval
+        self.max_attempts = max(1, max_attempts)
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._clock = clock
+        self._write_lock = asyncio.Lock()
+        self._last_write = float("-inf")
+        self.request_count = 0  # HTTP requests actually sent, retries included
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    # -- authentication (subclasses) -------------------------------------------------
+
+    async def _authorization(self) -> str:
+        raise NotImplementedError
+
+    def _forget_authorization(self) -> None:
+        """Drop the credential after a 401 so the retry uses a new one."""
+
+    # -- gidgethub hooks -------------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+
+    async def _make_request(  # type: ignore[override]
+        self, method: str, url: str, url_vars: Any, *args: Any, **kwargs: Any
+    ) -> tuple[Any, str | None, int]:
+        state = _request_state.set(_RequestState())
+        try:
+            data, more, status = await super()._make_request(method, url, url_vars, *args, **kwargs)
+        except gidgethub.HTTPException as exc:
+            path = _path_of(sansio.format_url(url, url_vars, base_url=self.base_url))
+            if int(exc.status_code) == 304:
+                raise NotModified(f"{method} {path}: not modified", status=304) from None
+            raise from_http(exc, method=method, path=path) from exc
+        finally:
+            _request_state.reset(state)
+        if method == "GET" and not _bypass_cache.get() and isinstance(data, dict | list):
+            # gidgethub hands out the cached object itself; keep the cache unpoisoned.
+            data = copy.deepcopy(data)
+        return data, more, status
+
+    async def getstatus(self, url: str, url_vars: Any = {}, **kwargs: Any) -> int:  # noqa: B006
+        try:
+            return await super().getstatus(url, url_vars, **kwargs)
+        except GitHubError as exc:
+            if exc.status is None:
+                raise
+            return exc.status
+
+    async def handle_rate_limit_error(
+        self, *, method: str, url: str, exception: gidgethub.HTTPException, attempt: int
+    ) -> bool:
+        status = int(exception.status_code)
+        state = _request_state.get() or _RequestState()
+        if status == 401:
+            if state.refreshed_auth:
+                return False
+            state.refreshed_auth = True
+            self._forget_authorization()
+            log.info(
+                "GitHub refused the credential for %s %s; retrying with a new one",
+                method,
+                _path_of(url),
+            )
+            return True
+        if attempt >= self.max_attempts:
+            return False
+        delay = self._retry_delay(method, url, exception, attempt)
+        if delay is None or delay > self.max_wait:
+            return False
+        log.warning(
+            "GitHub answered %s to %s %s; retry %d/%d in %.1f s",
+            status,
+            method,
+            _path_of(url),
+            attempt,
+            self.max_attempts - 1,
+            delay,
+        )
+        await self.sleep(delay)
+        return True
+
+    def _retry_delay(
+        self, method: str, url: str, exc: gidgethub.HTTPException, attempt: int
+    ) -> float | None:
+        status = int(exc.status_code)
+        headers = exc.headers
+        retry_after = _seconds(headers.get("retry-after"))
+        message = str(exc).lower()
+        if status in (403, 429):
+            if SECONDARY_LIMIT_MARKER in message or retry_after is not None:
+                # The request was not processed, so any method may be repeated.
+                if retry_after is not None:
+                    return retry_after
+                return SECONDARY_LIMIT_FALLBACK * 2 ** (attempt - 1)
+            if headers.get("x-ratelimit-remaining") == "0":
+                reset = _seconds(headers.get("x-ratelimit-reset"))
+                if reset is None:
+                    return None
+                return max(0.0, reset - self._clock()) + 1.0
+            return None
+        if status >= 500 and _is_repeatable(method, url):
+            return retry_after if retry_after is not None else float(min(2 ** (attempt - 1), 30))
+        return None
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes = b"",
+        *,
+        allow_redirects: bool = True,
+        authorize: bool = True,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        headers = dict(headers)
+        if authorize and "authorization" not in headers:
+            headers["authorization"] = await self._authorization()
+        headers.setdefault("x-github-api-version", API_VERSION)
+        if method not in WRITE_METHODS:
+            return await self._send_counted(method, url, headers, body, allow_redirects)
+        async with self._write_lock:  # one write at a time, spaced out
+            wait = self._last_write + self.write_interval - time.monotonic()
+            if wait > 0:
+                await self.sleep(wait)
+            try:
+                return await self._send_counted(method, url, headers, body, allow_redirects)
+            finally:
+                self._last_write = time.monotonic()
+
+    async def _send_counted(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        allow_redirects: bool,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        attempt = 0
+        while True:
+            attempt += 1
+            self.request_count += 1
+            try:
+                return await self._send(method, url, headers, body, allow_redirects=allow_redirects)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # No answer: safe to repeat only what cannot do anything twice.
+                if attempt >= self.max_attempts or not _is_repeatable(method, url):
+                    raise Unreachable(
+                        f"no answer from GitHub for {method} {_path_of(url)}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from None
+                await self.sleep(float(min(2 ** (attempt - 1), 30)))
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        allow_redirects: bool = True,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """The transport: one HTTP exchange. Tests override this."""
+        async with self._session.request(
+            method, url, headers=headers, data=body, allow_redirects=allow_redirects
+        ) as response:
+            return response.status, response.headers, await response.read()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    async def get_if_none_match(
+        self,
+        url: str,
+        url_vars: Mapping[str, Any] | None = None,
+        *,
+        etag: str,
+        accept: str = sansio.accept_format(),
+    ) -> Any | None:
+        """GET with our own ``If-None-Match``: the body, or None when GitHub answers 304."""
+        with uncached():
+            try:
+                return await self.getitem(
+                    url, url_vars or {}, accept=accept, extra_headers={"if-none-match": etag}
+                )
+            except NotModified:
+                return None
+
+    async def get_bytes(
+        self,
+        url: str,
+        url_vars: Mapping[str, Any] | None = None,
+        *,
+        accept: str = "*/*",
+        max_redirects: int = 5,
+    ) -> bytes:
+        """GET raw bytes (an archive), following redirects by hand.
+
+        The credential is sent only to the API's own origin: a redirect to
+        another host (codeload.github.com, a storage bucket) gets none.
+        """
+        current = sansio.format_url(url, url_vars or {}, base_url=self.base_url)
+        headers = sansio.create_headers(self.requester, accept=accept)
+        authorize = True
+        for _ in range(max_redirects + 1):
+            status, response_headers, body = await self._request(
+                "GET", current, headers, b"", allow_redirects=False, authorize=authorize
+            )
+            if status in REDIRECT_STATUSES and "location" in response_headers:
+                target = urllib.parse.urljoin(current, response_headers["location"])
+                authorize = authorize and _same_origin(target, self.base_url)
+                current = target
+                continue
+            if status == 200:
+                return body
+            try:
+                sansio.decipher_response(status, response_headers, body)
+            except gidgethub.HTTPException as exc:
+                raise from_http(exc, method="GET", path=_path_of(current)) from None
+            except (ValueError, UnicodeDecodeError):
+                pass
+            raise GitHubError(f"GitHub answered {status} to GET {_path_of(current)}", status=status)
+        raise GitHubError(f"too many redirects for GET {_path_of(current)}")
+
+
+def _seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+class GitHubClient(_RetryingClient):
+    """Client for one installation, authenticated with its (cached) installation token.
+
+    Create one per installation and keep it: its response cache and write
+    pacing are per installation.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        creds: AppCredentials,
+        tokens: TokenCache,
+        installation_id: int,
+        requester: str = DEFAULT_REQUESTER,
+        write_interval: float = 1.0,
+        max_attempts: int = 4,
+        sleep: Sleep = asyncio.sleep,
+        max_wait: float = 900.0,
+        clock: Callable[[], float] = time.time,
+        cache: MutableMapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            session,
+            base_url=creds.base_url,
+            requester=requester,
+            write_interval=write_interval,
+            max_attempts=max_attempts,
+            max_wait=max_wait,
+            sleep=sleep,
+            clock=clock,
+            cache=cache,
+        )
+        self.installation_id = installation_id
+        self._tokens = tokens
+
+    def __repr__(self) -> str:
+        return f"GitHubClient(installation_id={self.installation_id}, base_url={self.base_url!r})"
+
+    async def _authorization(self) -> str:
+        return f"token {await self._tokens.token(self.installation_id)}"
+
+    def _forget_authorization(self) -> None:
+        self._tokens.invalidate(self.installation_id)
+
+
+class AppClient(_RetryingClient):
+    """Client authenticated as the app itself (JWT): installations and token minting."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        creds: AppCredentials,
+        requester: str = DEFAULT_REQUESTER,
+        max_attempts: int = 4,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # Token minting is not content creation: no pacing needed.
+        super().__init__(
+            session,
+            base_url=creds.base_url,
+            requester=requester,
+            write_interval=0.0,
+            max_attempts=max_attempts,
+            sleep=sleep,
+            clock=clock,
+        )
+        self._creds = creds
+
+    async def _authorization(self) -> str:
+        # A fresh JWT per request is cheap (one RSA signature) and never stale.
+        return f"bearer {app_jwt(self._creds, now=self._clock())}"
+
+    async def mint_installation_token(self, installation_id: int) -> Mapping[str, Any]:
+        """POST /app/installations/{id}/access_tokens → GitHub's JSON (token, expires_at...)."""
+        return await self.post(
+            "/app/installations/{installation_id}/access_tokens",
+            {"installation_id": installation_id},
+            data=b"",
+        )
+
+    def token_cache(self) -> TokenCache:
+        """A `TokenCache` that mints through this client."""
+        return TokenCache(self.mint_installation_token, clock=self._clock)

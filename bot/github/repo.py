@@ -1,0 +1,509 @@
+"""One repository over the REST API: read its files, write one commit, move branches.
+
+No clone. Reading is: a head check (free when nothing changed), the tree in
+one request, then only the blobs not already in the content-addressed
+`BlobCache` (one tarball instead when many are unknown). Writing is one
+commit for all files through the Git Data API, then a branch move whose
+compare-and-swap check is itself a free conditional request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import posixpath
+import urllib.parse
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.github.client import GitHubClient, uncached
+from bot.github.errors import (
+    BranchMoved,
+    GitHubError,
+    NotFastForward,
+    NotFound,
+    ValidationFailed,
+    WorkflowFilesRefused,
+)
+from bot.github.tarball import TarballError, extract_blobs, git_blob_sha
+
+log = logging.getLogger(__name__)
+
+SYMLINK_MODE = "120000"
+FILE_MODE = "100644"
+WORKFLOWS_DIR = ".github/workflows/"
+SHA_MEDIA_TYPE = "application/vnd.github.sha"
+#: More unknown blobs than this in one read → one tarball instead of per-blob reads.
+TARBALL_THRESHOLD = 8
+#: Symlink chains longer than this are treated as broken (git itself allows ~40).
+MAX_SYMLINK_HOPS = 8
+DEFAULT_MAX_BYTES = 5 << 20
+
+
+@dataclass
+class TreeEntry:
+    path: str
+    mode: str
+    type: str
+    sha: str
+    size: int | None
+
+
+@dataclass
+class Tree:
+    """The files of one commit: blobs only (regular files and symlinks, no submodules)."""
+
+    commit_sha: str
+    tree_sha: str
+    entries: dict[str, TreeEntry]
+    #: symlink path → the path it resolves to, filled as `Repo.read_blobs` follows links
+    links: dict[str, str] = field(default_factory=dict)
+
+
+class BlobCache:
+    """Blob contents by SHA, least recently used dropped past `max_bytes`.
+
+    A blob SHA names its content forever, so entries never go stale. Share
+    one cache between the repositories of ONE installation only: content one
+    installation may read must not be served to another.
+    """
+
+    def __init__(self, max_bytes: int = 64 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._blobs: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+
+    def get(self, sha: str) -> bytes | None:
+        data = self._blobs.get(sha)
+        if data is not None:
+            self._blobs.move_to_end(sha)
+        return data
+
+    def put(self, sha: str, data: bytes) -> None:
+        if sha in self._blobs or len(data) > self.max_bytes:
+            return
+        self._blobs[sha] = data
+        self._size += len(data)
+        while self._size > self.max_bytes:
+            _, dropped = self._blobs.popitem(last=False)
+            self._size -= len(dropped)
+
+    def __contains__(self, sha: object) -> bool:
+        return sha in self._blobs
+
+    def __len__(self) -> int:
+        return len(self._blobs)
+
+
+def _quote(value: str) -> str:
+    # Our own percent-encoding, then RFC 6570 reserved expansion ({+x}) keeps
+    # the slashes of branch names and paths but nothing that would break the URL.
+    return urllib.parse.quote(value, safe="/")
+
+
+def _normalise(path: str) -> str:
+    return posixpath.normpath(path.removeprefix("./")).lstrip("/")
+
+
+def is_workflow_file(path: str) -> bool:
+    return _normalise(path).startswith(WORKFLOWS_DIR)
+
+
+def _link_target(link_path: str, target: bytes | None) -> str | None:
+    """Where a symlink points, as a repository path; None if it leaves the repository."""
+    if not target:
+        return None
+    try:
+        text = target.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if text.startswith("/"):
+        return None
+    joined = posixpath.normpath(posixpath.join(posixpath.dirname(link_path), text))
+    if joined == ".." or joined.startswith("../") or joined == ".":
+        return None
+    return joined
+
+
+class Repo:
+    """Reading and writing one repository (`owner/name`) through an installation's client."""
+
+    def __init__(
+        self,
+        gh: GitHubClient,
+        full_name: str,
+        *,
+        blobs: BlobCache,
+        tarball_threshold: int = TARBALL_THRESHOLD,
+        read_concurrency: int = 4,
+    ) -> None:
+        owner, sep, name = full_name.partition("/")
+        if not sep or not owner or not name or "/" in name:
+            raise ValueError(f"repository name {full_name!r} is not of the form owner/name")
+        self.gh = gh
+        self.full_name = full_name
+        self.owner = owner
+        self.name = name
+        self.blobs = blobs
+        self.tarball_threshold = tarball_threshold
+        self._read_slots = asyncio.Semaphore(read_concurrency)
+
+    def __repr__(self) -> str:
+        return f"Repo({self.full_name!r})"
+
+    def _vars(self, **more: Any) -> dict[str, Any]:
+        return {"owner": self.owner, "repo": self.name, **more}
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def default_branch(self) -> str:
+        data = await self.gh.getitem("/repos/{owner}/{repo}", self._vars())
+        return str(data["default_branch"])
+
+    async def head(self, branch: str, *, known_sha: str | None = None) -> str | None:
+        """The branch's head commit SHA, or None when it is still `known_sha`.
+
+        With `known_sha` the request carries ``If-None-Match`` and an unchanged
+        branch costs a 304, which GitHub does not count against the rate limit.
+        Raises EmptyRepository (409) or NotFound (no such branch).
+        """
+        url = "/repos/{owner}/{repo}/commits/{+ref}"
+        url_vars = self._vars(ref=_quote(branch))
+        try:
+            if known_sha is not None:
+                body = await self.gh.get_if_none_match(
+                    url, url_vars, etag=f'"{known_sha}"', accept=SHA_MEDIA_TYPE
+                )
+                if body is None:
+                    return None
+            else:
+                with uncached():
+                    body = await self.gh.getitem(url, url_vars, accept=SHA_MEDIA_TYPE)
+        except ValidationFailed as exc:  # 422 "No commit found for SHA: <branch>"
+            raise NotFound(
+                f"{self.full_name}: no branch {branch!r} ({exc.message})", status=422
+            ) from None
+        sha = str(body or "").strip()
+        if not sha or any(c not in "0123456789abcdef" for c in sha):
+            raise GitHubError(
+                f"{self.full_name}: unexpected answer to the head check of {branch!r}: {sha[:80]!r}"
+            )
+        return None if sha == known_sha else sha
+
+    async def tree(self, commit_sha: str) -> Tree:
+        """All blobs of the commit, in one request unless GitHub truncates the listing."""
+        entries: dict[str, TreeEntry] = {}
+        with uncached():  # immutable by SHA: not worth cache space
+            root = await self._get_tree(commit_sha, recursive=True)
+            if root.get("truncated"):
+                log.info(
+                    "%s: tree of %s is truncated; walking subtrees", self.full_name, commit_sha
+                )
+                await self._walk(str(root["sha"]), "", entries)
+            else:
+                self._add_entries(root, "", entries)
+        return Tree(commit_sha=commit_sha, tree_sha=str(root["sha"]), entries=entries)
+
+    async def _get_tree(self, sha: str, *, recursive: bool) -> dict[str, Any]:
+        url = "/repos/{owner}/{repo}/git/trees/{+sha}" + ("?recursive=1" if recursive else "")
+        return await self.gh.getitem(url, self._vars(sha=_quote(sha)))
+
+    async def _walk(self, tree_sha: str, prefix: str, entries: dict[str, TreeEntry]) -> None:
+        listing = await self._get_tree(tree_sha, recursive=bool(prefix))
+        if prefix and not listing.get("truncated"):
+            self._add_entries(listing, prefix, entries)
+            return
+        if prefix:  # even this subtree is too big: one level at a time
+            listing = await self._get_tree(tree_sha, recursive=False)
+        for item in listing.get("tree", []):
+            if item.get("type") == "tree":
+                await self._walk(str(item["sha"]), f"{prefix}{item['path']}/", entries)
+        self._add_entries(listing, prefix, entries)
+
+    @staticmethod
+    def _add_entries(
+        listing: Mapping[str, Any], prefix: str, entries: dict[str, TreeEntry]
+    ) -> None:
+        for item in listing.get("tree", []):
+            if item.get("type") != "blob":  # trees are walked; "commit" = submodule, skipped
+                continue
+            path = prefix + str(item["path"])
+            entries[path] = TreeEntry(
+                path=path,
+                mode=str(item["mode"]),
+                type="blob",
+                sha=str(item["sha"]),
+                size=item.get("size"),
+            )
+
+    async def read_blobs(
+        self, tree: Tree, paths: Iterable[str], *, max_bytes: int = DEFAULT_MAX_BYTES
+    ) -> dict[str, bytes]:
+        """Contents of `paths` in `tree`, keyed by the requested path.
+
+        Left out: paths not in the tree, files over `max_bytes`, symlinks that
+        leave the repository, point at a directory or nothing, or loop.
+        """
+        pending = {_normalise(p): _normalise(p) for p in paths}
+        found: dict[str, bytes] = {}
+        for _ in range(MAX_SYMLINK_HOPS + 1):
+            wanted: dict[str, str] = {}
+            for request, current in list(pending.items()):
+                entry = tree.entries.get(current)
+                if entry is None:
+                    del pending[request]
+                elif entry.size is not None and entry.size > max_bytes:
+                    log.info(
+                        "%s: %s is %d bytes, over the %d-byte limit; not read",
+                        self.full_name,
+                        current,
+                        entry.size,
+                        max_bytes,
+                    )
+                    del pending[request]
+                else:
+                    wanted[current] = entry.sha
+            if not pending:
+                break
+            await self._load(tree, wanted)
+            following: dict[str, str] = {}
+            for request, current in pending.items():
+                entry = tree.entries[current]
+                data = self.blobs.get(entry.sha)
+                if data is None:
+                    continue
+                if entry.mode != SYMLINK_MODE:
+                    found[request] = data
+                    if request != current:
+                        tree.links[request] = current
+                    continue
+                target = _link_target(current, data)
+                if target is None or target not in tree.entries:
+                    log.info(
+                        "%s: symlink %s does not resolve to a file in the repository; skipped",
+                        self.full_name,
+                        request,
+                    )
+                    continue
+                following[request] = target
+            pending = following
+        return found
+
+    async def _load(self, tree: Tree, wanted: Mapping[str, str]) -> None:
+        """Put the blobs `wanted` ({path: sha}) into the cache, fetching only unknown ones."""
+        unknown = {path: sha for path, sha in wanted.items() if sha not in self.blobs}
+        if len({*unknown.values()}) > self.tarball_threshold:
+            unknown = await self._load_from_tarball(tree.commit_sha, unknown)
+        by_sha = {sha: path for path, sha in unknown.items()}
+        await asyncio.gather(*(self._load_blob(sha) for sha in by_sha))
+
+    async def _load_from_tarball(self, commit_sha: str, unknown: dict[str, str]) -> dict[str, str]:
+        """Fill the cache from one tarball; return what is still unknown."""
+        try:
+            archive = await self.gh.get_bytes(
+                "/repos/{owner}/{repo}/tarball/{+ref}", self._vars(ref=_quote(commit_sha))
+            )
+            contents = extract_blobs(archive, unknown)
+        except (GitHubError, TarballError) as exc:
+            log.warning(
+                "%s: tarball download failed (%s); reading blobs one by one", self.full_name, exc
+            )
+            return unknown
+        for path, data in contents.items():
+            self.blobs.put(unknown[path], data)
+        return {p: s for p, s in unknown.items() if s not in self.blobs and p not in contents}
+
+    async def _load_blob(self, sha: str) -> None:
+        async with self._read_slots:
+            with uncached():
+                data = await self.gh.getitem(
+                    "/repos/{owner}/{repo}/git/blobs/{sha}", self._vars(sha=sha)
+                )
+        try:
+            content = base64.b64decode(data.get("content") or "")
+        except (binascii.Error, AttributeError):
+            raise GitHubError(f"{self.full_name}: blob {sha} is not valid base64") from None
+        if git_blob_sha(content) != sha:
+            raise GitHubError(f"{self.full_name}: blob {sha} came back with other content")
+        self.blobs.put(sha, content)
+
+    async def read_file(self, commit_sha: str, path: str) -> bytes | None:
+        """One file at one commit (contents API, one request); None if it is not a file."""
+        with uncached():
+            try:
+                data = await self.gh.getitem(
+                    "/repos/{owner}/{repo}/contents/{+path}{?ref}",
+                    self._vars(path=_quote(_normalise(path)), ref=commit_sha),
+                )
+            except NotFound:
+                return None
+        if not isinstance(data, dict) or data.get("type") != "file":
+            return None  # a directory, symlink object or submodule
+        if data.get("encoding") == "base64" and data.get("content") is not None:
+            return base64.b64decode(data["content"])
+        # Over 1 MB the JSON form carries no content: read the blob instead.
+        sha = str(data["sha"])
+        if sha not in self.blobs:
+            await self._load_blob(sha)
+        return self.blobs.get(sha)
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def commit(
+        self,
+        *,
+        base: Tree,
+        files: Mapping[str, bytes | None],
+        message: str,
+        author: tuple[str, str] | None,
+    ) -> str:
+        """One commit on top of `base` with `files` replaced (None deletes); its SHA.
+
+        Modes of existing files are kept; a symlink that `read_blobs` resolved
+        is written through to its target. Files already holding the given
+        content are not rewritten; if nothing differs, `base.commit_sha` is
+        returned and nothing is sent. Raises WorkflowFilesRefused before any
+        request when a path is under `.github/workflows/`.
+        """
+        targets: dict[str, bytes | None] = {}
+        for raw_path, content in files.items():
+            path = _normalise(raw_path)
+            entry = base.entries.get(path)
+            if entry is not None and entry.mode == SYMLINK_MODE and content is not None:
+                if path not in base.links:
+                    raise GitHubError(
+                        f"{self.full_name}: {path} is a symlink that was not "
+                        "resolved; read it with read_blobs before writing it"
+                    )
+                path = base.links[path]
+            targets[path] = content
+        # Checked on the written path and on the given one (a symlink may lead there).
+        refused = {p for p in targets if is_workflow_file(p)}
+        refused |= {_normalise(p) for p in files if is_workflow_file(p)}
+        if refused:
+            raise WorkflowFilesRefused(refused)
+
+        items: list[dict[str, Any]] = []
+        for path, content in sorted(targets.items()):
+            entry = base.entries.get(path)
+            if content is None:
+                if entry is not None:
+                    items.append({"path": path, "mode": entry.mode, "type": "blob", "sha": None})
+                continue
+            if entry is not None and git_blob_sha(content) == entry.sha:
+                continue
+            item: dict[str, Any] = {
+                "path": path,
+                "mode": entry.mode if entry else FILE_MODE,
+                "type": "blob",
+            }
+            try:
+                item["content"] = content.decode("utf-8")
+            except UnicodeDecodeError:
+                item["sha"] = await self._create_blob(content)
+            items.append(item)
+        if not items:
+            return base.commit_sha
+
+        new_tree = await self.gh.post(
+            "/repos/{owner}/{repo}/git/trees",
+            self._vars(),
+            data={"base_tree": base.tree_sha, "tree": items},
+        )
+        body: dict[str, Any] = {
+            "message": message,
+            "tree": new_tree["sha"],
+            "parents": [base.commit_sha],
+        }
+        if author is not None:
+            body["author"] = {"name": author[0], "email": author[1]}
+        created = await self.gh.post("/repos/{owner}/{repo}/git/commits", self._vars(), data=body)
+        return str(created["sha"])
+
+    async def _create_blob(self, content: bytes) -> str:
+        created = await self.gh.post(
+            "/repos/{owner}/{repo}/git/blobs",
+            self._vars(),
+            data={"content": base64.b64encode(content).decode("ascii"), "encoding": "base64"},
+        )
+        return str(created["sha"])
+
+    # -- branches --------------------------------------------------------------------
+
+    async def branch_sha(self, branch: str) -> str | None:
+        """The branch's head SHA, None if there is no such branch."""
+        try:
+            data = await self.gh.getitem(
+                "/repos/{owner}/{repo}/git/ref/{+ref}", self._vars(ref="heads/" + _quote(branch))
+            )
+        except NotFound:
+            return None
+        return str(data["object"]["sha"])
+
+    async def set_branch(
+        self,
+        branch: str,
+        sha: str,
+        *,
+        expected: str | None,
+        force: bool,
+        verified_head: str | None = None,
+    ) -> None:
+        """Point `branch` at `sha`, only if it is where the caller last saw it.
+
+        `expected` None means "the branch must not exist yet" (it is created).
+        Otherwise the branch must be at `expected`: that check is a
+        conditional head request (a free 304 when it holds), skipped when the
+        caller has just read the head some other way and passes it as
+        `verified_head` (a pull request's ``head.sha``, say). Raises
+        BranchMoved when it does not match, NotFastForward when `force` is
+        False and `sha` does not descend from the branch.
+        """
+        if expected is None:
+            try:
+                await self.gh.post(
+                    "/repos/{owner}/{repo}/git/refs",
+                    self._vars(),
+                    data={"ref": f"refs/heads/{branch}", "sha": sha},
+                )
+            except ValidationFailed as exc:
+                if "already exists" not in exc.message.lower():
+                    raise
+                with uncached():
+                    actual = await self.branch_sha(branch)
+                raise BranchMoved(branch, expected=None, actual=actual) from None
+            return
+        if verified_head is not None:
+            if verified_head != expected:
+                raise BranchMoved(branch, expected=expected, actual=verified_head)
+        else:
+            try:
+                moved_to = await self.head(branch, known_sha=expected)
+            except NotFound:
+                raise BranchMoved(branch, expected=expected, actual=None) from None
+            if moved_to is not None:
+                raise BranchMoved(branch, expected=expected, actual=moved_to)
+        await self._update_ref(branch, sha, force=force)
+
+    async def fast_forward(self, branch: str, sha: str) -> None:
+        """Move `branch` forward to `sha` (never forced); NotFastForward if it is not ahead."""
+        await self._update_ref(branch, sha, force=False)
+
+    async def _update_ref(self, branch: str, sha: str, *, force: bool) -> None:
+        try:
+            await self.gh.patch(
+                "/repos/{owner}/{repo}/git/refs/{+ref}",
+                self._vars(ref="heads/" + _quote(branch)),
+                data={"sha": sha, "force": force},
+            )
+        except ValidationFailed as exc:
+            text = exc.message.lower()
+            if "does not exist" in text:
+                raise NotFound(f"{self.full_name}: no branch {branch!r}", status=422) from None
+            if "fast forward" in text or not force:
+                raise NotFastForward(branch, sha) from None
+            raise

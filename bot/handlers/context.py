@@ -1,0 +1,32 @@
+"""What webhook handlers may touch: the store and the scheduler, nothing on the network.
+
+Handlers only record facts and ask for runs, so a delivery is acknowledged in
+milliseconds; the reconcile that follows does the GitHub and registry work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.store import Store
+
+
+class RunQueue(Protocol):
+    def enqueue(self, repository: str) -> None: ...
+    def forget(self, repository: str) -> None: ...
+
+
+@dataclass
+class Services:
+    store: Store
+    scheduler: RunQueue
+    #: Called when an installation goes away: drop its token, client and caches.
+    forget_installation: Callable[[int], None] = field(default=lambda _id: None)
+
+
+def installation_id(payload: dict) -> int | None:
+    installation = payload.get("installation") or {}
+    value = installation.get("id")
+    return value if isinstance(value, int) else None

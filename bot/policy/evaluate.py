@@ -1,0 +1,277 @@
+"""Compile an image policy once, then evaluate it against a repository's tags.
+
+Pipeline (Flux §3.2): tags in Flux order -> ``filterTags`` (key per tag) ->
+selector over the keys -> original tag -> digest per ``digestReflectionPolicy``.
+The bot's additions: ``rolling`` (follow one tag's digest) and ``aliasOf``
+(only tags sharing the digest of a named tag).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from bot.policy import alphabetical, numerical, semver
+from bot.policy.filtertags import TagFilter, compile_filter
+from bot.policy.model import (
+    DigestLookup,
+    InvalidPolicyError,
+    LatestRef,
+    Order,
+    PolicyError,
+    PolicySpec,
+)
+from bot.policy.tags import flux_order
+
+_KINDS = ("semver", "alphabetical", "numerical", "rolling")
+_REFLECTIONS = ("Never", "IfNotPresent", "Always")
+EMPTY_LIST_ERROR = "version list argument cannot be empty"
+NO_SEMVER_MATCH_ERROR = "unable to determine latest version from provided list"
+
+
+@dataclass(frozen=True)
+class CompiledPolicy:
+    """A validated policy, ready to evaluate many times."""
+
+    spec: PolicySpec
+    order: Order = "asc"
+    semver_range: semver.Range | None = None
+    tag_filter: TagFilter | None = None
+
+    def keyed(self, tags: Sequence[str]) -> dict[str, str]:
+        """Key -> original tag, keys in Flux order; ``filterTags`` applied."""
+        ordered = flux_order(tags)
+        if self.tag_filter is None:
+            return {tag: tag for tag in ordered}
+        return self.tag_filter.apply(ordered)
+
+    def latest_key(self, keys: Sequence[str]) -> str:
+        """The selector's pick among ``keys`` (in order); raises `PolicyError` like Flux."""
+        if not keys:
+            raise PolicyError(EMPTY_LIST_ERROR)
+        kind = self.spec.kind
+        if kind == "semver":
+            assert self.semver_range is not None
+            best = semver.latest(self.semver_range, keys)
+            if best is None:
+                raise PolicyError(NO_SEMVER_MATCH_ERROR)
+            return best
+        if kind == "numerical":
+            best = numerical.latest(self.order, keys)
+        else:
+            best = alphabetical.latest(self.order, keys)
+        assert best is not None  # keys is not empty
+        return best
+
+    def ranked_keys(self, keys: Sequence[str]) -> list[str]:
+        """Eligible keys, best first; ``[0]`` is `latest_key`'s pick."""
+        kind = self.spec.kind
+        if kind == "semver":
+            assert self.semver_range is not None
+            return semver.ranked(self.semver_range, keys)
+        if kind == "numerical":
+            return numerical.ranked(self.order, keys)
+        return alphabetical.ranked(self.order, keys)
+
+
+def compile_policy(spec: PolicySpec | CompiledPolicy) -> CompiledPolicy:
+    """Validate ``spec``; raises `InvalidPolicyError` with a message a person can act on."""
+    if isinstance(spec, CompiledPolicy):
+        return spec
+    if spec.kind not in _KINDS:
+        raise InvalidPolicyError(
+            f"invalid policy kind '{spec.kind}': use one of semver, alphabetical, numerical, rolling"
+        )
+    order = str(spec.order or "asc").lower()
+    if order not in ("asc", "desc"):
+        raise InvalidPolicyError(f"invalid order '{spec.order}': use asc or desc")
+    if spec.digest_reflection not in _REFLECTIONS:
+        raise InvalidPolicyError(
+            f"invalid digestReflectionPolicy '{spec.digest_reflection}':"
+            " use Never, IfNotPresent or Always"
+        )
+    if spec.alias_of is not None and not spec.alias_of:
+        raise InvalidPolicyError("aliasOf must name a tag (e.g. aliasOf: latest)")
+
+    semver_range = None
+    if spec.kind == "semver":
+        try:
+            semver_range = semver.parse_range(spec.semver_range)
+        except InvalidPolicyError as exc:
+            raise InvalidPolicyError(
+                f"invalid semver range {semver.go_quote(spec.semver_range)}: {exc}"
+            ) from None
+    if spec.kind == "rolling":
+        if not spec.rolling_tag:
+            raise InvalidPolicyError(
+                "a rolling policy needs the tag to follow: policy: {rolling: {tag: latest}}"
+            )
+        if spec.alias_of is not None:
+            raise InvalidPolicyError(
+                "aliasOf cannot be combined with a rolling policy: a rolling policy"
+                " already follows one tag's digest"
+            )
+    # Compiled for rolling too, so a bad pattern is reported; rolling ignores it.
+    tag_filter = None
+    if spec.filter_pattern is not None:
+        tag_filter = compile_filter(spec.filter_pattern, spec.filter_extract)
+    return CompiledPolicy(
+        spec=spec,
+        order="asc" if order == "asc" else "desc",
+        semver_range=semver_range,
+        tag_filter=tag_filter if spec.kind != "rolling" else None,
+    )
+
+
+def rank(policy: PolicySpec | CompiledPolicy, tags: Sequence[str]) -> list[str]:
+    """Eligible original tags, best first, with Flux's tie rules.
+
+    Without ``aliasOf``, `evaluate` picks ``rank(...)[0]``. Returns ``[]``
+    when nothing is eligible; raises `PolicyError` for a numerical policy
+    meeting a non-numeric key, `InvalidPolicyError` for an invalid spec.
+    """
+    compiled = compile_policy(policy)
+    if compiled.spec.kind == "rolling":
+        return [compiled.spec.rolling_tag] if compiled.spec.rolling_tag in tags else []
+    keyed = compiled.keyed(tags)
+    return [keyed[key] for key in compiled.ranked_keys(list(keyed))]
+
+
+async def evaluate(
+    policy: PolicySpec | CompiledPolicy,
+    image: str,
+    tags: Sequence[str],
+    *,
+    previous: LatestRef | None = None,
+    digest_of: DigestLookup | None = None,
+) -> LatestRef:
+    """The latest image for ``tags`` (already through the exclusion list).
+
+    ``image`` is the repository's ``image`` verbatim and becomes ``name``.
+    Raises `InvalidPolicyError` for an invalid spec and `PolicyError` for
+    every evaluation failure; the caller then keeps ``previous`` (as Flux).
+    """
+    compiled = compile_policy(policy)
+    try:
+        return await _evaluate(compiled, image, tags, previous, _Digests(image, digest_of))
+    except PolicyError:
+        raise
+    except Exception as exc:  # never let a bug surface as a traceback to users
+        raise PolicyError(
+            f"evaluating the policy for {image} failed unexpectedly: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+async def _evaluate(
+    compiled: CompiledPolicy,
+    image: str,
+    tags: Sequence[str],
+    previous: LatestRef | None,
+    digests: _Digests,
+) -> LatestRef:
+    spec = compiled.spec
+    if spec.kind == "rolling":
+        if spec.rolling_tag not in tags:
+            raise PolicyError(
+                f"rolling tag '{spec.rolling_tag}' is not among the tags of {image}"
+                " (is it pushed, and not excluded by exclusionList?)"
+            )
+        # A rolling tag is followed by its digest, whatever digestReflectionPolicy says.
+        return LatestRef(image, spec.rolling_tag, await digests.of(spec.rolling_tag))
+
+    keyed = compiled.keyed(tags)
+    keys = list(keyed)
+    best = compiled.latest_key(keys)  # also raises Flux's errors for aliasOf
+    known_digest = None
+    if spec.alias_of is None:
+        tag = keyed[best]
+    else:
+        tag, known_digest = await _pick_alias(compiled, image, tags, keyed, digests)
+
+    digest = ""
+    if spec.digest_reflection == "IfNotPresent" and _same_ref(previous, image, tag):
+        assert previous is not None
+        digest = previous.digest  # tags are treated as immutable
+    elif spec.digest_reflection != "Never":
+        digest = known_digest or await digests.of(tag)
+    return LatestRef(image, tag, digest)
+
+
+def _same_ref(previous: LatestRef | None, image: str, tag: str) -> bool:
+    return (
+        previous is not None
+        and previous.name == image
+        and previous.tag == tag
+        and bool(previous.digest)
+    )
+
+
+async def _pick_alias(
+    compiled: CompiledPolicy,
+    image: str,
+    tags: Sequence[str],
+    keyed: dict[str, str],
+    digests: _Digests,
+) -> tuple[str, str]:
+    """The policy's pick among tags sharing the alias tag's digest, and that digest.
+
+    Walks the ranking best-first, so it costs one lookup for the alias plus
+    one per candidate until the first match (the registry caches digests).
+    The alias tag itself is never a candidate: it would always match.
+    """
+    alias = compiled.spec.alias_of
+    assert alias is not None
+    if alias not in tags:
+        raise PolicyError(
+            f"aliasOf tag '{alias}' is not among the tags of {image}"
+            " (is it pushed, and not excluded by exclusionList?)"
+        )
+    alias_digest = await digests.of(alias)
+    keys = [key for key, tag in keyed.items() if tag != alias]
+
+    if compiled.spec.kind == "numerical" and any(map(math.isnan, numerical.parse_all(keys))):
+        # NaN makes Flux's walk depend on positions, so no ranking is exact
+        # for every subset: check each candidate, then let the policy pick.
+        sharing = [key for key in keys if await digests.of(keyed[key]) == alias_digest]
+        if sharing:
+            return keyed[compiled.latest_key(sharing)], alias_digest
+    else:
+        for key in compiled.ranked_keys(keys):
+            if await digests.of(keyed[key]) == alias_digest:
+                return keyed[key], alias_digest
+    raise PolicyError(
+        f"no tag of {image} selected by the policy shares the digest {alias_digest}"
+        f" of aliasOf tag '{alias}'"
+    )
+
+
+class _Digests:
+    """Digest lookups for one evaluation: awaited, checked, errors made `PolicyError`."""
+
+    def __init__(self, image: str, lookup: DigestLookup | None) -> None:
+        self._image = image
+        self._lookup = lookup
+        self._known: dict[str, str] = {}
+
+    async def of(self, tag: str) -> str:
+        if tag in self._known:
+            return self._known[tag]
+        ref = f"{self._image}:{tag}"
+        if self._lookup is None:
+            raise PolicyError(
+                f"digest lookup not available: the policy needs the digest of {ref}"
+                " but no registry lookup was provided"
+            )
+        try:
+            digest = self._lookup(tag)
+            if inspect.isawaitable(digest):
+                digest = await digest
+        except Exception as exc:
+            detail = str(exc) or type(exc).__name__
+            raise PolicyError(f"failed to look up the digest of {ref}: {detail}") from exc
+        if not isinstance(digest, str) or not digest:
+            raise PolicyError(f"failed to look up the digest of {ref}: the registry gave none")
+        self._known[tag] = digest
+        return digest

@@ -1,0 +1,90 @@
+"""In-memory tag and digest caches, keyed by (canonical image, credential identity).
+
+The identity is part of every key, so tags or digests fetched with some
+credentials are never served to a caller that does not hold the same ones;
+callers with the same credentials (or anonymous callers of a public image)
+share one entry however many repositories ask.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+#: (canonical image name, credential identity; "" = anonymous)
+ImageKey = tuple[str, str]
+
+_generations = itertools.count(1)
+
+
+@dataclass
+class TagEntry:
+    """The last good tag list of an image (valid tag names, registry order)."""
+
+    tags: list[str]
+    scanned_at: float
+    #: Increases with every successful scan; digests remember the one they were fetched in.
+    generation: int = field(default_factory=lambda: next(_generations))
+    #: Exclusion results by pattern tuple, so many repositories share one filtering.
+    filtered: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    message: str
+    at: float
+
+
+class TagCache:
+    """Last good tag list and last failure per image key."""
+
+    def __init__(self) -> None:
+        self._entries: dict[ImageKey, TagEntry] = {}
+        self._failures: dict[ImageKey, Failure] = {}
+
+    def get(self, key: ImageKey) -> TagEntry | None:
+        return self._entries.get(key)
+
+    def failure(self, key: ImageKey) -> Failure | None:
+        return self._failures.get(key)
+
+    def store(self, key: ImageKey, tags: list[str], now: float) -> TagEntry:
+        entry = TagEntry(tags, now)
+        self._entries[key] = entry
+        self._failures.pop(key, None)
+        return entry
+
+    def fail(self, key: ImageKey, message: str, now: float) -> None:
+        self._failures[key] = Failure(message, now)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+@dataclass(frozen=True)
+class DigestEntry:
+    digest: str
+    generation: int  # of the image's scan current when it was fetched (0: none yet)
+
+
+class DigestCache:
+    """Digest per (image key, tag)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[ImageKey, dict[str, DigestEntry]] = {}
+
+    def get(self, key: ImageKey, tag: str) -> DigestEntry | None:
+        return self._entries.get(key, {}).get(tag)
+
+    def put(self, key: ImageKey, tag: str, entry: DigestEntry) -> None:
+        self._entries.setdefault(key, {})[tag] = entry
+
+    def keep_only(self, key: ImageKey, tags: set[str]) -> None:
+        """Forget digests of tags the registry no longer lists (bounds memory)."""
+        entries = self._entries.get(key)
+        if entries:
+            for tag in [t for t in entries if t not in tags]:
+                del entries[tag]
+
+    def __len__(self) -> int:
+        return sum(len(e) for e in self._entries.values())

@@ -1,0 +1,330 @@
+"""Scanning image repositories: intervals, shared caches, the last good result.
+
+A scan within a repository's interval is answered from the cache without a
+request; concurrent scans of one image share one request. A failed scan keeps
+the last good tags in use (``stale=True``, ``error`` set), as Flux does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from bot.imageref import ImageRef, default_scheme, parse_repository
+from bot.policy import apply_exclusions
+from bot.policy.model import DEFAULT_EXCLUSION_LIST, DigestLookup, PolicyError
+from bot.registry.auth import TokenCache
+from bot.registry.cache import DigestCache, DigestEntry, ImageKey, TagCache, TagEntry
+from bot.registry.client import ClientSettings, RegistryClient, Target, redact
+from bot.registry.credentials import CredentialStore
+from bot.registry.errors import RegistryError
+
+if TYPE_CHECKING:
+    from bot.config import ImageRepositoryConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 300.0
+#: After a failed scan, callers get the failure (or the last good tags) for this
+#: long (at most the interval) instead of hammering a broken registry.
+DEFAULT_FAILURE_BACKOFF = 60.0
+
+__all__ = ["RegistryError", "RegistryScanner", "ScanResult"]
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    image: str  # as written in the config
+    canonical: str
+    tags: list[str]  # after exclusions, Flux order (descending byte-wise)
+    scanned_at: float  # clock time of the scan the tags come from
+    error: str | None = None  # why the latest scan failed, when stale
+    stale: bool = False  # True: the tags are the last good ones, the latest scan failed
+
+
+class RegistryScanner:
+    """Scans registries for many repositories and installations, sharing what it may."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        credentials: CredentialStore,
+        *,
+        max_tags: int = 100_000,
+        timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        page_size: int = 1000,
+        max_page_bytes: int = 16 << 20,
+        max_manifest_bytes: int = 4 << 20,
+        retries: int = 3,
+        backoff: float = 0.5,
+        max_retry_after: float = 30.0,
+        failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
+    ) -> None:
+        self._credentials = credentials
+        self._timeout = timeout
+        self._clock = clock
+        self._failure_backoff = failure_backoff
+        settings = ClientSettings(
+            page_size=page_size,
+            max_tags=max_tags,
+            max_page_bytes=max_page_bytes,
+            max_manifest_bytes=max_manifest_bytes,
+            retries=retries,
+            backoff=backoff,
+            max_retry_after=max_retry_after,
+        )
+        self._client = RegistryClient(session, settings=settings, tokens=TokenCache(), clock=clock)
+        self._tags = TagCache()
+        self._digests = DigestCache()
+        self._inflight: dict[Any, asyncio.Future[Any]] = {}
+        self._ssl_contexts: dict[str, ssl.SSLContext] = {}
+
+    @property
+    def request_counts(self) -> Counter[str]:
+        """HTTP requests made, by kind: tags, token, manifest_head, manifest_get."""
+        return self._client.request_counts
+
+    # -- tags ----------------------------------------------------------------
+
+    async def scan(
+        self,
+        repo: ImageRepositoryConfig,
+        *,
+        repository: str | None = None,
+        force: bool = False,
+    ) -> ScanResult:
+        """The repository's tags, scanning only when its interval has passed (or ``force``).
+
+        ``repository`` is the GitHub ``owner/name`` asking (for credential checks).
+        Raises `RegistryError` when the scan fails and no good result exists.
+        """
+        target = self._target(repo, repository)
+        key = self._key(repo, target)
+        interval = _seconds(getattr(repo, "interval", None), DEFAULT_INTERVAL)
+        now = self._clock()
+        entry = self._tags.get(key)
+        if not force:
+            if entry is not None and now - entry.scanned_at < interval:
+                return self._result(repo, key, entry)
+            failure = self._tags.failure(key)
+            if failure is not None and now - failure.at < min(interval, self._failure_backoff):
+                return self._failed(repo, key, failure.message)
+        try:
+            entry = await self._single_flight(("tags", key), lambda: self._scan_now(repo, target))
+        except RegistryError as exc:
+            return self._failed(repo, key, str(exc))
+        return self._result(repo, key, entry)
+
+    async def _scan_now(self, repo: ImageRepositoryConfig, target: Target) -> TagEntry:
+        key = self._key(repo, target)
+        started = self._clock()
+        try:
+            async with asyncio.timeout(self._timeout_for(repo)):
+                tags = await self._client.list_tags(target)
+        except TimeoutError:
+            message = (
+                f"{target.image}: scan timed out after {self._timeout_for(repo):g}s; the last "
+                "good result stays in use"
+            )
+            self._tags.fail(key, message, started)
+            raise RegistryError(message) from None
+        except RegistryError as exc:
+            self._tags.fail(key, str(exc), started)
+            raise
+        except Exception as exc:  # never let one registry crash the bot
+            log.exception("%s: unexpected error while scanning", target.image)
+            message = redact(
+                f"{target.image}: unexpected error while scanning: {exc!r}", target.credential
+            )
+            self._tags.fail(key, message, started)
+            raise RegistryError(message) from None
+        self._digests.keep_only(key, set(tags))
+        log.info("%s: scanned, %d tags", target.image, len(tags))
+        return self._tags.store(key, tags, started)
+
+    def _result(self, repo: ImageRepositoryConfig, key: ImageKey, entry: TagEntry) -> ScanResult:
+        return ScanResult(
+            image=repo.image,
+            canonical=key[0],
+            tags=self._filtered(repo, entry),
+            scanned_at=entry.scanned_at,
+        )
+
+    def _failed(self, repo: ImageRepositoryConfig, key: ImageKey, message: str) -> ScanResult:
+        entry = self._tags.get(key)
+        if entry is None:
+            raise RegistryError(message)
+        return ScanResult(
+            image=repo.image,
+            canonical=key[0],
+            tags=self._filtered(repo, entry),
+            scanned_at=entry.scanned_at,
+            error=message,
+            stale=True,
+        )
+
+    def _filtered(self, repo: ImageRepositoryConfig, entry: TagEntry) -> list[str]:
+        # Flux: an empty exclusion list means the default one.
+        patterns = tuple(getattr(repo, "exclusion_list", None) or DEFAULT_EXCLUSION_LIST)
+        tags = entry.filtered.get(patterns)
+        if tags is None:
+            try:
+                tags = apply_exclusions(entry.tags, list(patterns))
+            except PolicyError as exc:
+                raise RegistryError(
+                    f"{repo.image}: invalid exclusionList: {exc}; fix the regular expression"
+                ) from None
+            entry.filtered[patterns] = tags
+        return list(tags)
+
+    # -- digests -------------------------------------------------------------
+
+    def digest_lookup(
+        self,
+        repo: ImageRepositoryConfig,
+        *,
+        repository: str | None = None,
+        refresh: Iterable[str] = (),
+    ) -> DigestLookup:
+        """An async ``tag -> digest`` for the repository's image.
+
+        Digests are cached per (image, credential identity, tag). Tags in ``refresh``
+        (a rolling or alias tag, whose digest moves) are fetched again once per scan:
+        when the cached digest predates the image's latest scan.
+        """
+        refresh_tags = frozenset(refresh)
+        try:
+            target = self._target(repo, repository)
+        except RegistryError as exc:
+            error = exc
+
+            async def failing(tag: str) -> str:
+                raise error
+
+            return failing
+
+        key = self._key(repo, target)
+        refreshed: set[str] = set()
+
+        async def lookup(tag: str) -> str:
+            entry = self._tags.get(key)
+            generation = entry.generation if entry is not None else 0
+            cached = self._digests.get(key, tag)
+            if cached is not None:
+                fresh = (
+                    tag not in refresh_tags
+                    or tag in refreshed
+                    or (generation and cached.generation >= generation)
+                )
+                if fresh:
+                    return cached.digest
+            refreshed.add(tag)
+            return await self._single_flight(
+                ("digest", key, tag, generation),
+                lambda: self._fetch_digest(repo, target, key, tag, generation),
+            )
+
+        return lookup
+
+    async def _fetch_digest(
+        self, repo: ImageRepositoryConfig, target: Target, key: ImageKey, tag: str, generation: int
+    ) -> str:
+        try:
+            async with asyncio.timeout(self._timeout_for(repo)):
+                digest = await self._client.manifest_digest(target, tag)
+        except TimeoutError:
+            raise RegistryError(
+                f"{target.image}: getting the digest of tag {tag!r} timed out after "
+                f"{self._timeout_for(repo):g}s"
+            ) from None
+        self._digests.put(key, tag, DigestEntry(digest, generation))
+        return digest
+
+    # -- shared helpers -------------------------------------------------------
+
+    async def _single_flight(self, key: Any, start: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``start()`` once for concurrent callers with the same key."""
+        future = self._inflight.get(key)
+        if future is None:
+            future = asyncio.ensure_future(start())
+            self._inflight[key] = future
+            future.add_done_callback(lambda _f: self._inflight.pop(key, None))
+        return await asyncio.shield(future)
+
+    def _target(self, repo: ImageRepositoryConfig, repository: str | None) -> Target:
+        ref = self._ref(repo)
+        credential = None
+        name = getattr(repo, "credentials", None)
+        if name:
+            try:
+                credential = self._credentials.resolve(
+                    name, repository=repository, registry=ref.domain
+                )
+            except RegistryError as exc:
+                raise RegistryError(f"{repo.image}: {exc}") from None
+        insecure = getattr(repo, "insecure", None)
+        if credential is not None and credential.ca_file and not insecure:
+            scheme = "https"  # an extra CA is only meaningful over TLS
+        else:
+            scheme = default_scheme(ref.api_host, insecure=insecure)
+        ssl_context = None
+        if scheme == "https" and credential is not None and credential.ca_file:
+            ssl_context = self._ssl_context(credential.ca_file, repo.image)
+        return Target(
+            image=repo.image,
+            host=ref.api_host,
+            path=ref.path,
+            scheme=scheme,
+            credential=credential,
+            ssl_context=ssl_context,
+        )
+
+    def _ssl_context(self, ca_file: str, image: str) -> ssl.SSLContext:
+        context = self._ssl_contexts.get(ca_file)
+        if context is None:
+            context = ssl.create_default_context()
+            try:
+                context.load_verify_locations(cafile=ca_file)  # added to the system CAs
+            except (OSError, ssl.SSLError) as exc:
+                raise RegistryError(
+                    f"{image}: cannot load caFile {ca_file} ({exc}); fix the credentials file"
+                ) from None
+            self._ssl_contexts[ca_file] = context
+        return context
+
+    @staticmethod
+    def _ref(repo: ImageRepositoryConfig) -> ImageRef:
+        ref = getattr(repo, "ref", None)
+        if isinstance(ref, ImageRef):
+            return ref
+        try:
+            return parse_repository(repo.image)
+        except ValueError as exc:
+            raise RegistryError(f"{repo.image}: {exc}") from None
+
+    @classmethod
+    def _key(cls, repo: ImageRepositoryConfig, target: Target) -> ImageKey:
+        ref = cls._ref(repo)
+        # The scheme is part of the identity: an http and an https scan are not the same.
+        identity = target.identity if target.scheme == "https" else f"http|{target.identity}"
+        return (ref.canonical_name, identity)
+
+    def _timeout_for(self, repo: ImageRepositoryConfig) -> float:
+        return _seconds(getattr(repo, "timeout", None), self._timeout)
+
+
+def _seconds(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if hasattr(value, "total_seconds"):
+        return float(value.total_seconds())
+    return float(value)

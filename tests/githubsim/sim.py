@@ -1,0 +1,379 @@
+"""GitHubSim: the simulator's state and its Python API for tests (see README.md)."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import re
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from . import shapes
+from .credentials import Caller
+from .gitstore import MODE_FILE, WORKFLOWS_DIR, GitRepo
+from .protocol import ApiError, empty_repository, not_accessible, not_found
+from .state import (
+    App,
+    CheckRun,
+    Fault,
+    Installation,
+    Label,
+    Pull,
+    RateBucket,
+    Repository,
+    Token,
+    allows,
+)
+
+SIM_KEY = web.AppKey("githubsim", object)
+DEFAULT_PERMISSIONS = {"contents": "write", "pull_requests": "write", "issues": "write",
+                       "checks": "write", "metadata": "read"}  # fmt: skip
+DEFAULT_EVENTS = ["push", "pull_request"]
+MULTI_SEGMENT = ("path", "ref", "tree_sha", "branch", "commit_sha")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+class GitHubSim:
+    """In-process GitHub: apps, installations, tokens, git repositories, pulls, checks."""
+
+    def __init__(self, root: Path | str, *, clock: Callable[[], float] = time.time) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.token_ttl = 3600.0
+        self.tree_entry_limit = 100_000  # recursive trees beyond this many entries are truncated
+        self.rate_limit = 5000  # primary limit per installation / app per hour
+        self.rate_limit_status = 403  # GitHub answers 403 or 429 when exhausted
+        self.contents_max_bytes = 1 << 20
+        self.apps: dict[int, App] = {}
+        self.installations: dict[int, Installation] = {}
+        self.tokens: dict[str, Token] = {}
+        self.repos: dict[str, Repository] = {}  # keyed by lower-case full name
+        self.faults: list[Fault] = []
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.exchanges: list | None = None  # set to [] to record every API response
+        self._buckets: dict[str, RateBucket] = {}
+        self._ids = itertools.count(1001)
+        self.codeload_secret = secrets.token_hex(16)
+
+    # -- web application ---------------------------------------------------------------------
+    def make_app(self) -> web.Application:
+        from . import (
+            admin,
+            routes_apps,
+            routes_checks,
+            routes_git,
+            routes_issues,
+            routes_pulls,
+            routes_repos,
+        )
+        from .middleware import make_middleware
+
+        app = web.Application(middlewares=[make_middleware(self)], client_max_size=200 << 20)
+        app[SIM_KEY] = self
+        for module in (routes_apps, routes_repos, routes_git, routes_pulls, routes_issues,
+                       routes_checks, admin):  # fmt: skip
+            for method, template, handler in module.ROUTES:
+                app.router.add_route(method, _aiohttp_pattern(template), handler)
+        return app
+
+    # -- setup API ---------------------------------------------------------------------------
+    def register_app(self, app_id: int = 1, public_key_pem: str | bytes = "", *,
+                     slug: str = "image-automation", permissions: dict[str, str] | None = None,
+                     name: str | None = None, events: list[str] | None = None,
+                     owner: str = "octo-org") -> int:  # fmt: skip
+        pem = public_key_pem.decode() if isinstance(public_key_pem, bytes) else public_key_pem
+        if "PUBLIC KEY" not in pem:
+            raise ValueError("register_app needs the App's public key in PEM form")
+        self.apps[int(app_id)] = App(
+            id=int(app_id), slug=slug, name=name or slug, public_key_pem=pem,
+            permissions=dict(permissions or DEFAULT_PERMISSIONS),
+            events=list(events or DEFAULT_EVENTS), owner=owner, created_at=self.clock(),
+        )  # fmt: skip
+        return int(app_id)
+
+    def create_installation(self, app_id: int, account: str, repositories: list[str] | None = None,
+                            *, account_type: str = "Organization",
+                            permissions: dict[str, str] | None = None,
+                            installation_id: int | None = None) -> int:  # fmt: skip
+        """`repositories=None` installs on every repository of `account` ("all")."""
+        app = self.apps[int(app_id)]
+        inst_id = installation_id if installation_id is not None else next(self._ids)
+        self.installations[inst_id] = Installation(
+            id=inst_id, app_id=app.id, account=account, account_type=account_type,
+            repositories=None if repositories is None else set(repositories),
+            permissions=dict(permissions if permissions is not None else app.permissions),
+            events=list(app.events), created_at=self.clock(),
+        )  # fmt: skip
+        return inst_id
+
+    def add_repositories(self, installation_id: int, repositories: list[str]) -> None:
+        inst = self.installations[installation_id]
+        if inst.repositories is not None:
+            inst.repositories.update(repositories)
+
+    def remove_repositories(self, installation_id: int, repositories: list[str]) -> None:
+        inst = self.installations[installation_id]
+        if inst.repositories is not None:
+            inst.repositories.difference_update(repositories)
+
+    def suspend_installation(self, installation_id: int, suspended: bool = True) -> None:
+        self.installations[installation_id].suspended_at = self.clock() if suspended else None
+
+    def delete_installation(self, installation_id: int) -> None:
+        self.installations.pop(installation_id, None)
+        for key in [k for k, t in self.tokens.items() if t.installation_id == installation_id]:
+            del self.tokens[key]
+
+    def create_repository(self, full_name: str, files: dict[str, bytes] | None = None, *,
+                          default_branch: str = "main", private: bool = True,
+                          message: str = "Initial commit",
+                          author: tuple[str, str] = ("Octo Cat", "octocat@example.com"),
+                          ) -> str | None:  # fmt: skip
+        """Create a repository with one commit of `files` (empty repository if None)."""
+        if not _NAME.match(full_name):
+            raise ValueError(f"repository name must be 'owner/name', got {full_name!r}")
+        if full_name.lower() in self.repos:
+            raise ValueError(f"repository {full_name} already exists")
+        owner, name = full_name.split("/")
+        now = self.clock()
+        repo = Repository(
+            id=next(self._ids), owner=owner, name=name, private=private,
+            default_branch=default_branch,
+            git=GitRepo(self.root / "repos" / owner / f"{name}.git", default_branch),
+            created_at=now, pushed_at=now,
+        )  # fmt: skip
+        self.repos[full_name.lower()] = repo
+        if files is None:
+            return None
+        return self.push(full_name, default_branch, files, message=message, author=author)
+
+    def push(self, repo: str, branch: str, files: dict[str, bytes | None], *,
+             message: str = "Update files", author: tuple[str, str] = ("Alice", "alice@example.com"),
+             force: bool = False, parent: str | None = None) -> str:  # fmt: skip
+        """Commit `files` (None deletes) on `branch` as a person and move the branch.
+
+        The parent is the branch head (or the default branch head for a new branch); pass
+        `parent` to build elsewhere — moving the branch to a non-descendant needs `force=True`.
+        """
+        r = self.repo(repo)
+        ref = f"refs/heads/{branch}"
+        current = r.git.ref(ref)
+        base = parent or current or r.git.ref(f"refs/heads/{r.default_branch}")
+        base_tree = r.git.commit_tree(base) if base else None
+        edits = []
+        for path, data in files.items():
+            edits.append((path, MODE_FILE, None if data is None else r.git.add_blob(data)))
+        tree = r.git.build_tree(base_tree, edits)
+        now = int(self.clock())
+        sha = r.git.make_commit(tree=tree, parents=[base] if base else [], message=message,
+                                author=(*author, now), committer=(*author, now))  # fmt: skip
+        if current and not force and not r.git.is_ancestor(current, sha):
+            raise ValueError(f"push to {branch} is not a fast forward; pass force=True")
+        r.git.set_ref(ref, sha)
+        r.pushed_at = self.clock()
+        return sha
+
+    def delete_branch(self, repo: str, branch: str) -> bool:
+        return self.repo(repo).git.delete_ref(f"refs/heads/{branch}")
+
+    def create_label(self, repo: str, name: str, color: str = "ededed",
+                     description: str | None = None) -> None:  # fmt: skip
+        self.ensure_label(self.repo(repo), name, color, description)
+
+    # -- inspection API ------------------------------------------------------------------------
+    def read_file(self, repo: str, ref: str, path: str) -> bytes | None:
+        r = self.repo(repo)
+        sha = r.git.resolve_commit(ref)
+        if sha is None:
+            return None
+        found = r.git.lookup(r.git.commit_tree(sha), path)
+        return r.git.blob(found[1]) if found else None
+
+    def branch_sha(self, repo: str, branch: str) -> str | None:
+        return self.repo(repo).git.ref(f"refs/heads/{branch}")
+
+    def pulls(self, repo: str) -> list[dict]:
+        r = self.repo(repo)
+        out = []
+        for pr in sorted(r.pulls.values(), key=lambda p: p.number):
+            self.sync_pull(r, pr)
+            out.append({
+                "number": pr.number, "state": pr.state, "title": pr.title, "body": pr.body,
+                "head": pr.head, "base": pr.base, "head_sha": pr.head_sha, "draft": pr.draft,
+                "user": pr.user, "labels": list(pr.labels),
+                "comments": [{"body": c.body, "user": c.user} for c in pr.comments],
+            })  # fmt: skip
+        return out
+
+    def check_runs(self, repo: str) -> list[dict]:
+        r = self.repo(repo)
+        return [
+            {
+                "id": c.id,
+                "name": c.name,
+                "head_sha": c.head_sha,
+                "status": c.status,
+                "conclusion": c.conclusion,
+                "output": dict(c.output),
+                "annotations": list(c.annotations),
+                "details_url": c.details_url,
+                "external_id": c.external_id,
+            }  # fmt: skip
+            for c in sorted(r.check_runs.values(), key=lambda c: c.id)
+        ]
+
+    def reset_counters(self) -> None:
+        self.counters.clear()
+
+    def inject(self, method: str | None = None, route: str | None = None, status: int | None = 502,
+               times: int | None = 1, headers: dict[str, str] | None = None, body: Any = None,
+               delay: float = 0.0) -> Fault:  # fmt: skip
+        """Answer the next `times` matching requests with `status` (None: only delay them)."""
+        fault = Fault(method=method.upper() if method else None, route=route, status=status,
+                      times=times, headers=dict(headers or {}), body=body, delay=delay)  # fmt: skip
+        self.faults.append(fault)
+        return fault
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def issue_token(self, installation_id: int) -> str:
+        """Mint an installation token directly (tests of routes other than token creation)."""
+        inst = self.installations[installation_id]
+        return self.mint_token(inst, dict(inst.permissions), None).token
+
+    # -- helpers for route handlers -------------------------------------------------------------
+    def repo(self, full_name: str) -> Repository:
+        try:
+            return self.repos[full_name.lower()]
+        except KeyError:
+            raise KeyError(f"no simulated repository {full_name!r}") from None
+
+    def app_by_issuer(self, iss: object) -> App | None:
+        try:
+            return self.apps.get(int(str(iss)))
+        except ValueError:
+            return next((a for a in self.apps.values()
+                         if shapes.app("", a)["client_id"] == iss), None)  # fmt: skip
+
+    def account_type(self, login: str) -> str:
+        for inst in self.installations.values():
+            if inst.account.lower() == login.lower():
+                return inst.account_type
+        return "Organization"
+
+    def mint_token(self, inst: Installation, permissions: dict[str, str],
+                   repositories: set[str] | None) -> Token:  # fmt: skip
+        value = "ghs_" + secrets.token_urlsafe(27).replace("-", "A").replace("_", "B")
+        token = Token(token=value, installation_id=inst.id,
+                      expires_at=self.clock() + self.token_ttl, permissions=permissions,
+                      repositories=repositories)  # fmt: skip
+        self.tokens[value] = token
+        return token
+
+    def rate_bucket(self, name: str) -> RateBucket:
+        now = self.clock()
+        bucket = self._buckets.get(name)
+        if bucket is None or bucket.reset <= now:
+            bucket = RateBucket(limit=self.rate_limit, reset=int(now) + 3600)
+            self._buckets[name] = bucket
+        return bucket
+
+    def take_fault(self, method: str, route: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.matches(method, route):
+                if fault.times is not None:
+                    fault.times -= 1
+                return fault
+        return None
+
+    def visible_repos(self, caller: Caller) -> list[Repository]:
+        return [r for r in self.repos.values() if self._can_see(caller, r)]
+
+    def _can_see(self, caller: Caller, repo: Repository) -> bool:
+        if caller.kind != "installation":
+            return False
+        inst, token = caller.installation, caller.token
+        if not inst.covers(repo.full_name):
+            return False
+        return token.repositories is None or repo.full_name.lower() in token.repositories
+
+    def access(self, caller: Caller, owner: str, name: str, permission: str = "metadata",
+               level: str = "read", *, allow_empty: bool = True) -> Repository:  # fmt: skip
+        """The repository if the installation token may use it this way; GitHub's errors if not."""
+        if caller.kind == "anonymous":
+            raise ApiError(401, "Requires authentication")
+        if caller.kind == "app":
+            raise not_accessible()
+        repo = self.repos.get(f"{owner}/{name}".lower())
+        if repo is None or not self._can_see(caller, repo):
+            raise not_found()  # never 403 for repositories outside the installation
+        if not allows(caller.token.permissions, permission, level) and not (
+            permission == "metadata" and level == "read"
+        ):
+            raise not_accessible()
+        if not allow_empty and repo.git.is_empty():
+            raise empty_repository()
+        return repo
+
+    def require_workflow_permission(self, caller: Caller, repo: Repository, old_tree: str | None,
+                                    new_tree: str) -> None:  # fmt: skip
+        """403 when a write changes `.github/workflows/` and the App lacks `workflows: write`."""
+        if allows(caller.token.permissions, "workflows", "write"):
+            return
+        if repo.git.subtree_sha(old_tree, WORKFLOWS_DIR) != repo.git.subtree_sha(
+            new_tree, WORKFLOWS_DIR
+        ):
+            raise ApiError(
+                403,
+                "Resource not accessible by integration",
+                doc="https://docs.github.com/rest/git/refs#update-a-reference",
+            )
+
+    def bot_login(self, caller: Caller) -> tuple[str, str]:
+        if caller.app is not None:
+            return f"{caller.app.slug}[bot]", "Bot"
+        return "ghost", "User"
+
+    def sync_pull(self, repo: Repository, pr: Pull) -> None:
+        """PRs follow their branches; deleting the head branch closes the PR (as on GitHub)."""
+        head = repo.git.ref(f"refs/heads/{pr.head}")
+        base = repo.git.ref(f"refs/heads/{pr.base}")
+        if head is not None:
+            pr.head_sha = head
+        elif pr.state == "open":
+            pr.state, pr.closed_at = "closed", self.clock()
+        if base is not None:
+            pr.base_sha = base
+
+    def ensure_label(self, repo: Repository, name: str, color: str = "ededed",
+                     description: str | None = None) -> Label:  # fmt: skip
+        key = name.lower()
+        if key not in repo.labels:
+            repo.labels[key] = Label(id=next(self._ids), name=name, color=color,
+                                     description=description)  # fmt: skip
+        return repo.labels[key]
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def new_check_run(self, **fields: Any) -> CheckRun:
+        return CheckRun(id=next(self._ids), **fields)
+
+
+def _aiohttp_pattern(template: str) -> str:
+    """`{path}`-style parameters that may contain `/` become regex parameters."""
+    for name in MULTI_SEGMENT:
+        template = template.replace("{" + name + "}", "{" + name + ":.+}" if name != "path"
+                                    else "{" + name + ":.*}")  # fmt: skip
+    return template
+
+
+def sim_of(request: web.Request) -> GitHubSim:
+    return request.app[SIM_KEY]  # type: ignore[return-value]

@@ -1,0 +1,159 @@
+"""REGISTRY_CREDENTIALS loading and resolution (design §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.registry.credentials import Credential, CredentialStore, normalize_registry
+from bot.registry.errors import CredentialsError, RegistryError
+
+GOOD = """\
+ghcr-readonly:
+  registry: ghcr.io
+  username: x-access-token
+  password: "gh-secret-123"
+  allowed: ["my-org/*", "Other/Repo"]
+hub:
+  registry: docker.io
+  username: me
+  passwordEnv: HUB_TOKEN_FOR_TEST
+open:
+  registry: localhost:5000
+  username: u
+  password: open-secret
+  allowed: ["*"]
+local-only:
+  registry: registry.example.com
+  username: u
+  password: local-secret
+"""
+
+
+def test_load_and_resolve(
+    write_credentials: Callable[[str], CredentialStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_TOKEN_FOR_TEST", "hub-secret")
+    store = write_credentials(GOOD)
+    cred = store.resolve("ghcr-readonly", repository="my-org/app", registry="ghcr.io")
+    assert (cred.username, cred.password, cred.registry) == (
+        "x-access-token",
+        "gh-secret-123",
+        "ghcr.io",
+    )
+    assert store.resolve("ghcr-readonly", repository="other/repo", registry="ghcr.io") is cred
+    hub = store.resolve("hub", repository=None, registry="index.docker.io")
+    assert hub.password == "hub-secret"
+    assert store.resolve("open", repository="anyone/x", registry="localhost:5000").name == "open"
+    assert store.resolve("local-only", repository=None, registry="registry.example.com")
+
+
+def test_password_never_in_repr_or_str(
+    write_credentials: Callable[[str], CredentialStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HUB_TOKEN_FOR_TEST", "hub-secret")
+    store = write_credentials(GOOD)
+    cred = store.resolve("ghcr-readonly", repository="my-org/app", registry="ghcr.io")
+    for text in (repr(cred), str(cred), repr(store)):
+        assert "gh-secret-123" not in text
+    assert "gh-secret-123" not in cred.identity
+    assert cred.identity.startswith("ghcr-readonly:")
+
+
+@pytest.mark.parametrize(
+    ("name", "repository", "registry", "message"),
+    [
+        ("nope", "my-org/app", "ghcr.io", "'nope' are not defined in .*credentials.yml"),
+        ("ghcr-readonly", "evil/app", "ghcr.io", "not allowed for repository evil/app"),
+        ("ghcr-readonly", None, "ghcr.io", "not allowed for a local run"),
+        ("local-only", "my-org/app", "registry.example.com", "not allowed for repository"),
+        ("ghcr-readonly", "my-org/app", "evil.example.com", "are for registry ghcr.io, not evil"),
+    ],
+)
+def test_resolve_refuses(
+    write_credentials: Callable[[str], CredentialStore],
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    repository: str | None,
+    registry: str,
+    message: str,
+) -> None:
+    monkeypatch.setenv("HUB_TOKEN_FOR_TEST", "hub-secret")
+    store = write_credentials(GOOD)
+    with pytest.raises(RegistryError, match=message) as info:
+        store.resolve(name, repository=repository, registry=registry)
+    assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a: [1\n", r"credentials\.yml:2:1: .*fix the YAML syntax"),
+        ("- a\n", r"credentials\.yml:1:1: expected a mapping"),
+        ("x:\n  registry: r\n  username: u\n  pasword: p\n", r":4:3: unknown key 'pasword'"),
+        ("x:\n  username: u\n  password: p\n", r":2:3: credentials 'x' need `registry:`"),
+        ("x:\n  registry: r\n  username: u\n", r"need both username and a password"),
+        ("x:\n  registry: r\n  password: 5\n", r":3:13: password of credentials 'x' must be"),
+        (
+            "x:\n  registry: r\n  username: u\n  password: p\n  passwordEnv: E\n",
+            r":5:3: .*both password and passwordEnv",
+        ),
+        (
+            "x:\n  registry: r\n  username: u\n  passwordEnv: NOT_SET_ANYWHERE_42\n",
+            r":4:16: environment variable NOT_SET_ANYWHERE_42 .* is not set",
+        ),
+        (
+            "x:\n  registry: r\n  caFile: /no/such/ca.pem\n",
+            r":3:11: caFile /no/such/ca.pem of credentials 'x' does not exist",
+        ),
+        (
+            "x:\n  registry: r\n  username: u\n  password: p\n  allowed: my-org/*\n",
+            r":5:12: allowed of credentials 'x' must be a list",
+        ),
+        ("x: 3\n", r":1:4: credentials 'x' must be a mapping"),
+    ],
+)
+def test_load_errors_name_file_line_and_fix(
+    write_credentials: Callable[[str], CredentialStore], text: str, message: str
+) -> None:
+    with pytest.raises(CredentialsError, match=message) as info:
+        write_credentials(text)
+    assert "Traceback" not in str(info.value)
+
+
+def test_missing_file_and_empty_file(tmp_path: Path) -> None:
+    with pytest.raises(CredentialsError, match="cannot read the registry credentials file"):
+        CredentialStore.load(str(tmp_path / "missing.yml"))
+    (tmp_path / "empty.yml").write_text("")
+    assert len(CredentialStore.load(str(tmp_path / "empty.yml"))) == 0
+    assert len(CredentialStore.load(None)) == 0
+
+
+def test_error_message_never_shows_a_password_given_inline(
+    write_credentials: Callable[[str], CredentialStore],
+) -> None:
+    with pytest.raises(CredentialsError) as info:
+        write_credentials("x:\n  registry: r\n  username: u\n  password: hunter2\n  bad: 1\n")
+    assert "hunter2" not in str(info.value)
+
+
+def test_identity_changes_with_secret_and_is_empty_when_anonymous() -> None:
+    one = Credential("c", "r", "u", "p1")
+    two = Credential("c", "r", "u", "p2")
+    assert one.identity != two.identity
+    assert Credential("c", "r").identity == ""
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("docker.io", "index.docker.io"),
+        ("registry-1.docker.io", "docker.io"),
+        ("https://index.docker.io/v1/", "docker.io"),
+        ("GHCR.io", "ghcr.io"),
+    ],
+)
+def test_registry_spellings(a: str, b: str) -> None:
+    assert normalize_registry(a) == normalize_registry(b)

@@ -1,0 +1,137 @@
+"""The scheduler: one run per repository at a time, bounded concurrency, timers, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.scheduler import Scheduler
+
+
+class Recorder:
+    """A run function that records overlap; each run waits for `release` when given."""
+
+    def __init__(self, delay: float = 0.0, next_run: float | None = None):
+        self.delay = delay
+        self.next_run = next_run
+        self.calls: list[str] = []
+        self.active: dict[str, int] = {}
+        self.max_per_repo = 0
+        self.max_total = 0
+        self.fail: set[str] = set()
+
+    async def __call__(self, repository: str) -> float | None:
+        self.calls.append(repository)
+        self.active[repository] = self.active.get(repository, 0) + 1
+        self.max_per_repo = max(self.max_per_repo, self.active[repository])
+        self.max_total = max(self.max_total, sum(self.active.values()))
+        try:
+            await asyncio.sleep(self.delay)
+            if repository in self.fail:
+                raise RuntimeError(f"boom in {repository}")
+            return self.next_run
+        finally:
+            self.active[repository] -= 1
+
+
+async def test_runs_are_serialised_per_repository_and_coalesced():
+    run = Recorder(delay=0.05)
+    scheduler = Scheduler(run, concurrency=4, tick=0.01)
+    scheduler.start()
+    scheduler.enqueue("o/a")
+    await asyncio.sleep(0.01)  # o/a is running now
+    for _ in range(5):
+        scheduler.enqueue("o/a")  # all coalesce into one more run
+    await scheduler.wait_idle(timeout=5)
+    await scheduler.stop()
+    assert run.calls == ["o/a", "o/a"]
+    assert run.max_per_repo == 1
+
+
+async def test_concurrency_is_bounded():
+    run = Recorder(delay=0.05)
+    scheduler = Scheduler(run, concurrency=2, tick=0.01)
+    scheduler.start()
+    for i in range(6):
+        scheduler.enqueue(f"o/{i}")
+    await scheduler.wait_idle(timeout=5)
+    await scheduler.stop()
+    assert sorted(run.calls) == [f"o/{i}" for i in range(6)]
+    assert run.max_total == 2
+
+
+async def test_a_failing_repository_does_not_stop_the_others_and_is_retried(caplog):
+    run = Recorder()
+    run.fail.add("o/bad")
+    scheduler = Scheduler(run, concurrency=1, tick=0.01)
+    scheduler.start()
+    scheduler.enqueue("o/bad")
+    scheduler.enqueue("o/good")
+    await scheduler.wait_idle(timeout=5)
+    assert run.calls == ["o/bad", "o/good"]
+    assert "boom in o/bad" in caplog.text
+    assert scheduler.due_in("o/bad") is not None  # a retry timer was set
+    await scheduler.stop()
+
+
+async def test_the_interval_a_run_returns_schedules_the_next_run():
+    now = [0.0]
+    run = Recorder(next_run=300.0)
+    scheduler = Scheduler(run, concurrency=1, tick=0.01, clock=lambda: now[0])
+    scheduler.start()
+    scheduler.enqueue("o/a")
+    await scheduler.wait_idle(timeout=5)
+    assert scheduler.due_in("o/a") == pytest.approx(300.0)
+    await asyncio.sleep(0.05)
+    assert run.calls == ["o/a"]  # not due yet
+    now[0] = 301.0
+    for _ in range(100):
+        if len(run.calls) == 2:
+            break
+        await asyncio.sleep(0.01)
+    await scheduler.wait_idle(timeout=5)
+    await scheduler.stop()
+    assert run.calls == ["o/a", "o/a"]
+
+
+async def test_forgotten_repositories_do_not_run():
+    run = Recorder(delay=0.05)
+    scheduler = Scheduler(run, concurrency=1, tick=0.01)
+    scheduler.start()
+    scheduler.enqueue("o/a")
+    scheduler.enqueue("o/b")
+    scheduler.forget("o/b")
+    await scheduler.wait_idle(timeout=5)
+    await scheduler.stop()
+    assert run.calls == ["o/a"]
+    assert scheduler.due_in("o/b") is None
+
+
+async def test_stop_lets_running_work_finish_and_drops_queued_work():
+    run = Recorder(delay=0.1)
+    scheduler = Scheduler(run, concurrency=1, tick=0.01)
+    scheduler.start()
+    scheduler.enqueue("o/a")
+    scheduler.enqueue("o/b")
+    await asyncio.sleep(0.02)
+    await scheduler.stop(grace=5)
+    assert run.calls == ["o/a"]
+    assert run.active["o/a"] == 0  # finished, not cancelled midway
+    scheduler.enqueue("o/c")  # ignored once stopping
+    assert "o/c" not in run.calls
+
+
+async def test_stop_cancels_runs_that_overstay_the_grace_period():
+    run = Recorder(delay=10)
+    scheduler = Scheduler(run, concurrency=1, tick=0.01)
+    scheduler.start()
+    scheduler.enqueue("o/slow")
+    await asyncio.sleep(0.02)
+    await asyncio.wait_for(scheduler.stop(grace=0.05), timeout=2)
+    assert run.active["o/slow"] == 0
+
+
+def test_concurrency_must_be_positive():
+    with pytest.raises(ValueError):
+        Scheduler(Recorder(), concurrency=0)
