@@ -95,7 +95,21 @@ def generate_tags(n: int) -> list[str]:
     return sorted(tags)
 
 
-def bench_plan(files: int, marked: int, tags: list[str]) -> dict[str, float]:
+def _run_plan(root: Path, config, source) -> tuple[float, float, int]:
+    """One `plan` pass: (policy seconds, files seconds, files edited)."""
+    start = time.perf_counter()
+    observation = asyncio.run(observe_policies(config, source))
+    observed = time.perf_counter()
+    automation = config.automations["bench"]
+    paths = automation_paths(config, automation, localtree.list_files(root))
+    contents, _ = localtree.read_candidates(root, paths)
+    plan = plan_automation(config, automation, observation, contents, repository="bench")
+    done = time.perf_counter()
+    assert not plan.errors, plan.errors
+    return observed - start, done - observed, len(plan.edited)
+
+
+def bench_plan(files: int, marked: int, tags: list[str], repeats: int = 3) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         total_bytes = generate_tree(root, files, marked)
@@ -103,28 +117,25 @@ def bench_plan(files: int, marked: int, tags: list[str]) -> dict[str, float]:
         assert not errors, errors
         source = SnapshotTagSource.parse(json.dumps({"ghcr.io/example/app": tags}), path="tags")
 
+        # Time without tracing (tracemalloc slows Python several-fold), best of N...
+        runs = [_run_plan(root, config, source) for _ in range(repeats)]
+        policy_s = min(r[0] for r in runs)
+        files_s = min(r[1] for r in runs)
+        assert all(r[2] == marked for r in runs), runs
+        # ...then one traced pass for the peak memory.
         tracemalloc.start()
-        start = time.perf_counter()
-        observation = asyncio.run(observe_policies(config, source))
-        observed = time.perf_counter()
-        automation = config.automations["bench"]
-        paths = automation_paths(config, automation, localtree.list_files(root))
-        contents, _ = localtree.read_candidates(root, paths)
-        plan = plan_automation(config, automation, observation, contents, repository="bench")
-        done = time.perf_counter()
+        _run_plan(root, config, source)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
 
-    assert len(plan.edited) == marked, (len(plan.edited), plan.errors, plan.warnings[:3])
-    files_seconds = done - observed
     return {
         "files": files,
         "marked": marked,
         "bytes": total_bytes,
-        "policy_ms": (observed - start) * 1000,
-        "files_ms": files_seconds * 1000,
-        "files_per_s": files / files_seconds,
-        "mb_per_s": total_bytes / files_seconds / 1e6,
+        "policy_ms": policy_s * 1000,
+        "files_ms": files_s * 1000,
+        "files_per_s": files / files_s,
+        "mb_per_s": total_bytes / files_s / 1e6,
         "peak_mib": peak / 2**20,
     }
 
@@ -169,7 +180,7 @@ def main() -> None:
         "| measure | value |",
         "| --- | --- |",
         f"| policies evaluated (scan snapshot + semver over {len(tags)} tags) | {plan['policy_ms']:.1f} ms |",
-        f"| walk + screen + edit + render | {plan['files_ms']:.1f} ms |",
+        f"| walk {plan['files']} files + screen + parse/edit {plan['marked']} + render | {plan['files_ms']:.1f} ms |",
         f"| files/s | {plan['files_per_s']:,.0f} |",
         f"| MB/s | {plan['mb_per_s']:.1f} |",
         f"| peak traced memory | {plan['peak_mib']:.1f} MiB |",

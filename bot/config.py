@@ -239,17 +239,19 @@ def _load(text: str | bytes, path: str) -> tuple[Config, list[ConfigError]]:
 
     declared_repositories: set[str] = set()
     for item, where in check.items(top.get("imageRepositories"), "imageRepositories"):
-        repo = _read_object(check, item, where, _repository, declared_repositories)
+        repo = _read_object(
+            check, item, where, _repository, _REPOSITORY_FIELDS, declared_repositories
+        )
         if repo is not None:
             _add_unique(check, config.repositories, repo, item, where, "imageRepositories")
 
     declared_policies: set[str] = set()
     for item, where in check.items(top.get("imagePolicies"), "imagePolicies"):
-        policy = _read_object(check, item, where, _policy, declared_policies)
+        policy = _read_object(check, item, where, _policy, _POLICY_FIELDS, declared_policies)
         if policy is None:
             continue
         if policy.repository not in config.repositories:
-            ref_node = check.last_ref_node or item
+            ref_node = _value_node(item, "imageRepositoryRef")
             if policy.repository in declared_repositories:
                 check.error(
                     ref_node,
@@ -270,7 +272,9 @@ def _load(text: str | bytes, path: str) -> tuple[Config, list[ConfigError]]:
 
     declared_automations: set[str] = set()
     for item, where in check.items(top.get("imageUpdateAutomations"), "imageUpdateAutomations"):
-        automation = _read_object(check, item, where, _automation, declared_automations)
+        automation = _read_object(
+            check, item, where, _automation, _AUTOMATION_FIELDS, declared_automations
+        )
         if automation is not None:
             _add_unique(
                 check, config.automations, automation, item, where, "imageUpdateAutomations"
@@ -283,11 +287,12 @@ def _read_object(
     item: Node,
     where: str,
     reader: Callable[[_Checker, Node, str, dict[str, Node], str], Any],
+    allowed: tuple[str, ...],
     declared: set[str],
 ) -> Any:
     """Read one list entry; None (and errors recorded) if anything in it is wrong."""
     before = check.count
-    fields = check.mapping(item, where, reader.fields)  # type: ignore[attr-defined]
+    fields = check.mapping(item, where, allowed)
     if fields is None:
         return None
     name = check.object_name(fields, item, where)
@@ -304,7 +309,7 @@ def _add_unique(
 ) -> None:
     if obj.name in into:
         check.error(
-            item,
+            _value_node(item, "name"),
             f"{where}.name",
             f"'{obj.name}' is already used in {section} (line {into[obj.name].line}); "
             "names must be unique, rename one",
@@ -315,6 +320,11 @@ def _add_unique(
 
 def _line(node: Node) -> int:
     return node.start_mark.line + 1
+
+
+def _value_node(mapping: Node, key: str) -> Node:
+    """The value of ``key`` in a mapping node already read without errors (else the mapping)."""
+    return next((value for k, value in mapping.value if k.value == key), mapping)
 
 
 # --- imageRepositories ----------------------------------------------------------------------------
@@ -367,7 +377,7 @@ def _repository(
     )
 
 
-_repository.fields = (  # type: ignore[attr-defined]
+_REPOSITORY_FIELDS = (
     "name",
     "image",
     "interval",
@@ -386,7 +396,6 @@ _POLICY_KINDS = ("semver", "alphabetical", "numerical", "rolling")
 def _policy(
     check: _Checker, item: Node, where: str, fields: dict[str, Node], name: str
 ) -> ImagePolicyConfig | None:
-    check.last_ref_node = None
     before = check.count
     repository = _repository_ref(check, item, where, fields)
     labels = check.optional(fields, "labels", where, check.labels) or {}
@@ -430,7 +439,7 @@ def _policy(
     )
 
 
-_policy.fields = (  # type: ignore[attr-defined]
+_POLICY_FIELDS = (
     "name",
     "imageRepositoryRef",
     "labels",
@@ -448,7 +457,6 @@ def _repository_ref(check: _Checker, item: Node, where: str, fields: dict[str, N
     if node is None:
         check.error(item, path, "missing; name an entry of imageRepositories")
         return None
-    check.last_ref_node = node
     if isinstance(node, MappingNode):  # Flux's {name: ..., namespace: ...}
         ref = check.mapping(node, path, ("name", "namespace"))
         if ref is None:
@@ -606,7 +614,7 @@ def _automation(
     return automation
 
 
-_automation.fields = (  # type: ignore[attr-defined]
+_AUTOMATION_FIELDS = (
     "name",
     "interval",
     "git",
@@ -741,7 +749,6 @@ class _Checker:
         self.errors: list[ConfigError] = []
         self.count = 0
         self.namespace = DEFAULT_NAMESPACE
-        self.last_ref_node: Node | None = None
 
     def error(self, node: Node, where: str, message: str) -> None:
         self.count += 1

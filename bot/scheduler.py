@@ -141,17 +141,18 @@ class Scheduler:
             self._running.add(repository)
             try:
                 delay = await self._run(repository)
+                if delay is not None:
+                    self.schedule(repository, float(delay))
             except asyncio.CancelledError:
                 raise
             except Exception:
+                # Whatever went wrong stays with this repository: the worker lives on.
                 log.exception(
                     "reconcile of %s failed; retrying in %ss", repository, RETRY_AFTER_FAILURE
                 )
-                delay = RETRY_AFTER_FAILURE
+                self.schedule(repository, RETRY_AFTER_FAILURE)
             finally:
                 self._running.discard(repository)
-            if delay is not None:
-                self.schedule(repository, delay)
             if repository in self._again:
                 self._again.discard(repository)
                 self.enqueue(repository)

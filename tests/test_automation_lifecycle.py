@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import aiohttp
 import pytest
 
-from bot.automation import Deps, reconcile
+from bot.automation import Deps, reconcile, run_repository
 from bot.config import ImageRepositoryConfig
 from bot.github.auth import AppCredentials
 from bot.github.client import AppClient
@@ -450,7 +450,7 @@ async def test_a_failing_repository_does_not_affect_another(world):
         status=500,
         times=4,  # every attempt of the first tree read fails
     )
-    scheduler = Scheduler(lambda name: reconcile(world.deps, name), concurrency=1, tick=0.05)
+    scheduler = Scheduler(lambda name: run_repository(world.deps, name), concurrency=1, tick=0.05)
     scheduler.start()
     scheduler.enqueue(REPO)
     scheduler.enqueue("octo-org/other")

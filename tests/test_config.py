@@ -6,6 +6,8 @@ import textwrap
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.config import (
     AutomationConfig,
@@ -325,8 +327,7 @@ def test_deep_nesting_is_an_error_not_a_crash():
     _config, errors = load_config("version: 1\nx: " + "[" * 5000 + "]" * 5000 + "\n")
     assert time.monotonic() - start < 2
     assert [str(e) for e in errors] == [
-        ".github/image-automation.yml:2:53: the file is nested more than 50 levels deep; "
-        "flatten it"
+        ".github/image-automation.yml:2:53: the file is nested more than 50 levels deep; flatten it"
     ]
 
 
@@ -515,7 +516,7 @@ def test_insecure_must_be_boolean():
 
 def test_duplicate_repository_names():
     assert only_error(REPO + "  - name: app\n    image: ghcr.io/org/other\n") == (
-        "5:5: imageRepositories[1].name: 'app' is already used in imageRepositories (line 3); "
+        "5:11: imageRepositories[1].name: 'app' is already used in imageRepositories (line 3); "
         "names must be unique, rename one"
     )
 
@@ -1086,3 +1087,20 @@ def test_garbage_never_raises(text):
     assert errors
     assert all(e.line >= 1 and e.column >= 1 for e in errors)
     assert config.policies == {} and config.automations == {}
+
+
+_yamlish = st.lists(
+    st.sampled_from(
+        list("abv:-[]{},'\"&*!#|>? \n\t1.")
+        + ["version: 1\n", "name: a", "image: ", "imagePolicies:\n", "  - ", "policy: "]
+    ),
+    max_size=60,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(_yamlish, st.binary(max_size=80)))
+def test_arbitrary_input_never_raises_or_hits_an_internal_error(data):
+    _config, errors = load_config(data)
+    assert all(e.line >= 1 and e.column >= 1 for e in errors)
+    assert not any("could not read the config" in e.message for e in errors)

@@ -477,7 +477,7 @@ class RegistryClient:
 
     def _denied(self, target: Target, challenges: list[Challenge]) -> RegistryError:
         reasons = sorted({c.params["error"] for c in challenges if c.params.get("error")})
-        reason = f" ({', '.join(reasons)})" if reasons else ""
+        reason = f", {', '.join(reasons)}" if reasons else ""
         credential = target.credential
         if credential is not None and credential.has_secret:
             hint = f"check that credentials {credential.name!r} may pull this image"

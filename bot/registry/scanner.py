@@ -270,7 +270,7 @@ class RegistryScanner:
                     name, repository=repository, registry=ref.domain
                 )
             except RegistryError as exc:
-                raise RegistryError(f"{repo.image}: {exc}") from None
+                raise type(exc)(f"{repo.image}: {exc}") from None
         insecure = getattr(repo, "insecure", None)
         if credential is not None and credential.ca_file and not insecure:
             scheme = "https"  # an extra CA is only meaningful over TLS

@@ -324,7 +324,7 @@ def _apply_edits(text: str, edits: list[_Edit]) -> str:
 
 def _render(value: str, style: str | None) -> str:
     """The new scalar's text, keeping the old quote style unless the value needs quotes."""
-    if style is None:
+    if style is None and _plain_is_safe(value):
         return value
     if style == "'" and _PRINTABLE.fullmatch(value):
         return "'" + value.replace("'", "''") + "'"
