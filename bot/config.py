@@ -564,6 +564,7 @@ def _check_compiles(check: _Checker, where: str, fields: dict[str, Node], spec: 
             semver = node.value[0][1]
             node = next(v for k, v in semver.value if k.value == "range")
             path = f"{where}.policy.semver.range"
+            err = f"{err}; write a range such as '>=1.2.0 <2.0.0' or '~1.2'"
         elif "filterTags" in fields and _compiles(
             compile_policy, replace(spec, filter_pattern=None)
         ):

@@ -9,6 +9,7 @@ and a budget on alias expansion ("billion laughs") and recursive aliases.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 from ruamel.yaml import YAML, tokens
@@ -62,7 +63,9 @@ def compose_yaml(data: str | bytes) -> tuple[Node | None, YamlProblem | None]:
         problem = _depth_problem(text)
         if problem is not None:
             return None, problem
-        node = YAML(typ="rt").compose(text)
+        with warnings.catch_warnings():  # e.g. a reused anchor: fine, and not for our logs
+            warnings.simplefilter("ignore")
+            node = YAML(typ="rt").compose(text)
     except MarkedYAMLError as err:
         return None, _marked_problem(err)
     except ReaderError as err:

@@ -641,7 +641,7 @@ def test_policy_invalid_semver_range():
         )
     ) == (
         '10:16: imagePolicies[0].policy.semver.range: invalid semver range ">>1": '
-        'improper constraint: ">>1"'
+        "improper constraint: \">>1\"; write a range such as '>=1.2.0 <2.0.0' or '~1.2'"
     )
 
 

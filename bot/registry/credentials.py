@@ -54,9 +54,6 @@ class Credential:
     ca_file: str | None = None
     allowed: list[str] = field(default_factory=list)
 
-    def __hash__(self) -> int:
-        return hash((self.name, self.registry, self.username, self.ca_file))
-
     @property
     def has_secret(self) -> bool:
         return bool(self.username or self.password)

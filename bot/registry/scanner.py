@@ -246,6 +246,16 @@ class RegistryScanner:
                 f"{target.image}: getting the digest of tag {tag!r} timed out after "
                 f"{self._timeout_for(repo):g}s"
             ) from None
+        except RegistryError:
+            raise
+        except Exception as exc:  # never let one registry crash the bot
+            log.exception("%s: unexpected error while getting a digest", target.image)
+            raise RegistryError(
+                redact(
+                    f"{target.image}: unexpected error getting the digest of {tag!r}: {exc!r}",
+                    target.credential,
+                )
+            ) from None
         self._digests.put(key, tag, DigestEntry(digest, generation))
         return digest
 

@@ -186,6 +186,8 @@ def _safe_range(*args: int) -> range:
 
 def _printable(value: Any) -> Any:
     """Functions, methods and classes print as nothing: their repr would leak internals."""
+    if isinstance(value, Undefined):
+        return value  # printing decides: "" when missing, an error when refused
     return "" if callable(value) else value
 
 

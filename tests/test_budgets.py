@@ -1,0 +1,107 @@
+"""Request budgets of one reconcile, counted by the simulator (not by the client).
+
+A 2,000-file repository; 100 YAML files under the automation's path, one with
+a marker. Counted per route, so a regression names the request it added.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+
+from bot.planner import CONFIG_PATH
+from tests.test_automation_lifecycle import (
+    CONFIG,
+    DEPLOY_PATH,
+    IMAGE,
+    REPO,
+    World,
+    deployment,
+)
+
+CHECK_RUN = "POST /repos/{owner}/{repo}/check-runs"
+
+
+def big_repository() -> dict[str, bytes]:
+    files = {CONFIG_PATH: CONFIG.encode(), DEPLOY_PATH: deployment("5.0.0")}
+    for i in range(99):
+        files[f"clusters/svc-{i:03}.yaml"] = f"kind: ConfigMap\ndata: {{n: '{i}'}}\n".encode()
+    for i in range(2000 - len(files)):
+        files[f"src/pkg{i // 100}/mod_{i}.py"] = f"VALUE = {i}\n".encode()
+    assert len(files) == 2000
+    return files
+
+
+@pytest.fixture
+async def big(github_sim, app_key):
+    async with aiohttp.ClientSession() as session:
+        world = World(github_sim, app_key, session)
+        world.add_repository(REPO, big_repository())
+        yield world, session
+        world.store.close()
+
+
+def counted(world: World) -> dict[str, int]:
+    """Requests per route; 304 answers listed under their own key."""
+    return {key: n for key, n in sorted(world.sim.counters.items())}
+
+
+def total(counts: dict[str, int]) -> int:
+    """Requests that count against the rate limit: the simulator counts a 304 under
+    its route and again under ``route + " 304"``; 304s are free on GitHub."""
+    return sum(n if not key.endswith(" 304") else -n for key, n in counts.items())
+
+
+async def test_nothing_changed_is_one_request_answered_304(big):
+    world, _ = big
+    await world.reconcile()
+    world.sim.reset_counters()
+    outcome = await world.reconcile()
+    assert outcome.short_circuited
+    counts = counted(world)
+    assert counts == {
+        "GET /repos/{owner}/{repo}/commits/{ref}": 1,
+        "GET /repos/{owner}/{repo}/commits/{ref} 304": 1,
+    }
+    assert total(counts) == 0  # and that one is free
+
+
+async def test_one_file_changes_with_a_warm_blob_cache(big):
+    world, _ = big
+    await world.reconcile()
+    world.sim.push(REPO, "main", {"clusters/svc-007.yaml": b"kind: ConfigMap\ndata: {n: x}\n"})
+    world.registry.tags[IMAGE].append("5.0.4")  # so the PR's text changes too
+    world.sim.reset_counters()
+    await world.reconcile()
+    counts = counted(world)
+    # head check, tree, the one changed blob, tree create, commit, ref update, PR update...
+    essential = {k: n for k, n in counts.items() if k != CHECK_RUN}
+    assert total(essential) <= 7, counts
+    # ...plus the check run on the new base head, and the branch's compare-and-swap
+    # check, a conditional request answered 304 (free against the rate limit).
+    assert counts.get(CHECK_RUN) == 1
+    assert sum(n for k, n in counts.items() if not k.endswith(" 304")) <= 9, counts
+    assert sum(n for k, n in counts.items() if "/git/blobs/" in k) == 1
+    (pr,) = world.open_pulls()
+    assert f"{IMAGE}:5.0.0 -> {IMAGE}:5.0.4" in pr["body"]
+
+
+async def test_one_file_changes_with_a_cold_blob_cache(big):
+    world, session = big
+    await world.reconcile()
+    world.sim.push(REPO, "main", {"clusters/svc-007.yaml": b"kind: ConfigMap\ndata: {n: x}\n"})
+    world.registry.tags[IMAGE].append("5.0.4")
+    # A restarted process: same database, empty blob cache, new clients.
+    from bot.server import InstallationClients
+
+    world.deps.github = InstallationClients(
+        session, world.clients._creds, world.tokens, write_interval=0.0
+    )
+    world.sim.reset_counters()
+    await world.reconcile()
+    counts = counted(world)
+    assert sum(n for k, n in counts.items() if not k.endswith(" 304")) <= 10, counts
+    blob_reads = sum(n for k, n in counts.items() if "/git/blobs/" in k or "tarball" in k)
+    assert blob_reads <= 2, counts  # the config, then one tarball for the many unknown files
+    (pr,) = world.open_pulls()
+    assert f"{IMAGE}:5.0.0 -> {IMAGE}:5.0.4" in pr["body"]
