@@ -89,7 +89,9 @@ def generate_tree(root: Path, files: int, marked: int) -> int:
 
 def generate_tags(n: int) -> list[str]:
     rng = random.Random(7)
-    tags = {f"{rng.randrange(0, 3)}.{rng.randrange(0, 60)}.{rng.randrange(0, 200)}" for _ in range(n)}
+    tags = {
+        f"{rng.randrange(0, 3)}.{rng.randrange(0, 60)}.{rng.randrange(0, 200)}" for _ in range(n)
+    }
     while len(tags) < n:
         tags.add(f"build-{len(tags)}")
     return sorted(tags)
@@ -144,7 +146,11 @@ def bench_policies(tags: list[str]) -> list[tuple[str, float, str]]:
     numeric = [str(i) for i in range(len(tags))]
     cases = [
         ("semver >=1.0.0 <2", PolicySpec(kind="semver", semver_range=">=1.0.0 <2"), tags),
-        ("semver 1.x || >=2.0.0-0", PolicySpec(kind="semver", semver_range="1.x || >=2.0.0-0"), tags),
+        (
+            "semver 1.x || >=2.0.0-0",
+            PolicySpec(kind="semver", semver_range="1.x || >=2.0.0-0"),
+            tags,
+        ),
         ("alphabetical asc", PolicySpec(kind="alphabetical"), tags),
         ("numerical asc", PolicySpec(kind="numerical"), numeric),
         (

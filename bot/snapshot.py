@@ -6,6 +6,7 @@ Format: ``{"<image as written>": ["tag", ...]}`` or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -36,10 +37,9 @@ class SnapshotTagSource:
         self._images = dict(images)
         self._by_canonical: dict[str, ImageSnapshot] = {}
         for image, snap in self._images.items():
-            try:
+            # A bad name is reported when a repository actually asks for it.
+            with contextlib.suppress(ImageRefError):
                 self._by_canonical.setdefault(canonical_name(image), snap)
-            except ImageRefError:
-                pass  # reported when a repository actually asks for it
 
     @classmethod
     def parse(cls, text: str | bytes, *, path: str) -> SnapshotTagSource:

@@ -59,6 +59,7 @@ async def test_nothing_changed_is_one_request_answered_304(big):
     outcome = await world.reconcile()
     assert outcome.short_circuited
     counts = counted(world)
+    print(counts)
     assert counts == {
         "GET /repos/{owner}/{repo}/commits/{ref}": 1,
         "GET /repos/{owner}/{repo}/commits/{ref} 304": 1,
@@ -74,6 +75,7 @@ async def test_one_file_changes_with_a_warm_blob_cache(big):
     world.sim.reset_counters()
     await world.reconcile()
     counts = counted(world)
+    print(counts)
     # head check, tree, the one changed blob, tree create, commit, ref update, PR update...
     essential = {k: n for k, n in counts.items() if k != CHECK_RUN}
     assert total(essential) <= 7, counts
@@ -100,6 +102,7 @@ async def test_one_file_changes_with_a_cold_blob_cache(big):
     world.sim.reset_counters()
     await world.reconcile()
     counts = counted(world)
+    print(counts)
     assert sum(n for k, n in counts.items() if not k.endswith(" 304")) <= 10, counts
     blob_reads = sum(n for k, n in counts.items() if "/git/blobs/" in k or "tarball" in k)
     assert blob_reads <= 2, counts  # the config, then one tarball for the many unknown files

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.imageref import (
@@ -240,6 +240,7 @@ _reference = st.builds(
 ).filter(_unambiguous)
 
 
+@settings(deadline=None)
 @given(_reference)
 def test_generated_references_round_trip(text):
     ref = parse_reference(text)
@@ -257,6 +258,7 @@ _repository = st.builds(
 ).filter(_unambiguous)
 
 
+@settings(deadline=None)
 @given(_repository)
 def test_generated_repositories_canonical_idempotent(image):
     ref = parse_repository(image)

@@ -126,7 +126,9 @@ def test_setters_fixture_write_gives_flux_expected_files(setters_tree):
     assert proc.returncode == 0, proc.stderr
 
     expected_dir = FLUX / "internal/update/testdata/setters/expected"
-    changed = {p.name for p in tree.iterdir() if not p.is_symlink() and p.read_bytes() != original[p.name]}
+    changed = {
+        p.name for p in tree.iterdir() if not p.is_symlink() and p.read_bytes() != original[p.name]
+    }
     assert changed == {p.name for p in expected_dir.iterdir()}
     expected = next(t for t in EXPECTED if t["id"] == "TestUpdateWithSetters")
     for name in changed:
@@ -176,9 +178,24 @@ POLICY_TAGS = {
 @pytest.mark.parametrize(
     ("input_dir", "expected_dir", "update_path", "marked"),
     [
-        ("internal/policy/testdata/appconfig", "internal/policy/testdata/appconfig-setters-expected", ".", ["deploy.yaml"]),
-        ("internal/policy/testdata/pathconfig", "internal/policy/testdata/pathconfig-expected", "./yes", ["yes/deploy.yaml", "no/deploy.yaml"]),
-        ("internal/controller/testdata/appconfig", "internal/controller/testdata/appconfig-setters-expected", ".", ["deploy.yaml"]),
+        (
+            "internal/policy/testdata/appconfig",
+            "internal/policy/testdata/appconfig-setters-expected",
+            ".",
+            ["deploy.yaml"],
+        ),
+        (
+            "internal/policy/testdata/pathconfig",
+            "internal/policy/testdata/pathconfig-expected",
+            "./yes",
+            ["yes/deploy.yaml", "no/deploy.yaml"],
+        ),
+        (
+            "internal/controller/testdata/appconfig",
+            "internal/controller/testdata/appconfig-setters-expected",
+            ".",
+            ["deploy.yaml"],
+        ),
     ],
 )
 def test_apply_policies_fixtures(tmp_path, input_dir, expected_dir, update_path, marked):

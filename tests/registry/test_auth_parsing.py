@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.registry.auth import (
     MIN_TOKEN_LIFETIME,
@@ -103,3 +105,10 @@ def test_token_cache_expires_and_invalidates() -> None:
 
 def test_basic_authorization() -> None:
     assert basic_authorization("alice", "s3cret") == "Basic YWxpY2U6czNjcmV0"
+
+
+@given(st.text(alphabet=st.sampled_from(list('Bearer Basic realm="x\\,= \t;abc'))))
+def test_parsing_never_fails_on_junk(header: str) -> None:
+    for challenge in parse_challenges(header):
+        assert challenge.scheme == challenge.scheme.lower()
+        assert all(key == key.lower() for key in challenge.params)
