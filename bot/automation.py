@@ -392,7 +392,32 @@ async def _propose(
         state.human_edited = True
         return await _leave_alone(pulls, state)
 
-    labels = sorted(automation.pr_labels)
+    return await _sync_pull_request(store, pulls, automation, state, plan)
+
+
+async def _sync_pull_request(
+    store: Store,
+    pulls: Pulls,
+    automation: AutomationConfig,
+    state: AutomationState,
+    plan: AutomationPlan,
+) -> str:
+    """Open the PR, or bring its title, body and labels in line with the plan."""
+    status = f"updated #{state.pr_number}"
+    if state.pr_number is not None and (state.pr_title, state.pr_body) != (plan.title, plan.body):
+        updated = await pulls.update(state.pr_number, title=plan.title, body=plan.body)
+        if updated.get("state") == "closed":
+            # Closed while we were not listening (no webhook): what a webhook would record.
+            number, proposed = state.pr_number, state.change_set
+            if updated.get("merged"):
+                store.record_merged(state.repository, plan.name, number, proposed)
+            elif proposed:
+                store.reject_change_set(state.repository, plan.name, proposed, pr_number=number)
+            state.forget_pull_request()
+            if store.is_rejected(state.repository, plan.name, plan.change_set):
+                return "declined before; not proposed again"
+        else:
+            state.pr_title, state.pr_body = plan.title, plan.body
     if state.pr_number is None:
         created = await pulls.create(
             head_branch=state.push_branch,
@@ -405,15 +430,18 @@ async def _propose(
         status = f"opened #{state.pr_number}"
         state.pr_title, state.pr_body = created.get("title"), created.get("body")
         state.pr_labels = sorted(label["name"] for label in created.get("labels") or [])
-    else:
-        status = f"updated #{state.pr_number}"
-    if (state.pr_title, state.pr_body) != (plan.title, plan.body):
-        await pulls.update(state.pr_number, title=plan.title, body=plan.body)
+        if (state.pr_title, state.pr_body) != (plan.title, plan.body):  # an adopted PR
+            await pulls.update(state.pr_number, title=plan.title, body=plan.body)
+    labels = sorted(automation.pr_labels)
     if labels and not set(labels) <= set(state.pr_labels):
         await pulls.set_labels(state.pr_number, labels)
     state.pr_title, state.pr_body, state.pr_labels = plan.title, plan.body, labels
     state.change_set = plan.change_set
     return status
+
+
+def repo_name(pulls: Pulls) -> str:
+    return pulls.full_name
 
 
 async def _write_branch(

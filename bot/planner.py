@@ -190,4 +190,7 @@ def plan_automation(
         plan.body = render_pr_body(data, body_template=automation.pr_body_template, state=state)
     except TemplateError as exc:
         plan.errors.append(f"{where}: automation {automation.name!r}: {exc}")
+        # Without its commit message or PR text the change cannot be proposed:
+        # report the change list, write nothing.
+        plan.edited = {}
     return plan

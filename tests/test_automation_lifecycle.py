@@ -319,6 +319,18 @@ async def test_closed_unmerged_is_not_reopened_but_a_newer_image_is_proposed(wor
     assert f"{IMAGE}:5.0.0 -> {IMAGE}:5.0.4" in new["body"]
 
 
+async def test_a_close_without_a_webhook_is_noticed_when_the_pr_is_next_updated(world):
+    await world.reconcile()
+    (pr,) = world.open_pulls()
+    await close_as_person(world, pr["number"])  # and the webhook never arrives
+    world.registry.tags[IMAGE].append("5.0.4")
+    outcome = await world.reconcile()
+    (new,) = world.open_pulls()
+    assert outcome.automations["podinfo-update"] == f"opened #{new['number']}"
+    assert new["number"] != pr["number"]
+    assert world.store.is_rejected(REPO, "podinfo-update", pr_change_set(pr))
+
+
 async def test_nothing_left_to_change_closes_the_pr_with_a_comment(world):
     await world.reconcile()
     (pr,) = world.open_pulls()

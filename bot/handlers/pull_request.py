@@ -15,8 +15,14 @@ log = logging.getLogger(__name__)
 router = Router()
 
 
-def _bot_pull_request(payload: dict, services: Services) -> AutomationState | None:
-    """The automation whose PR this is, or None when it is not one of the bot's."""
+def _bot_pull_request(
+    payload: dict, services: Services, *, known_open: bool = False
+) -> AutomationState | None:
+    """The automation whose PR this is, or None when it is not one of the bot's.
+
+    `known_open`: only a PR the store holds as the automation's open PR counts
+    (a PR the bot closed itself is already forgotten, so its close is not a "no").
+    """
     pull = payload["pull_request"]
     full_name = payload["repository"]["full_name"]
     head_repo = (pull["head"].get("repo") or {}).get("full_name")
@@ -24,6 +30,8 @@ def _bot_pull_request(payload: dict, services: Services) -> AutomationState | No
         return None  # from a fork: never the bot's
     state = services.store.automation_for_branch(full_name, pull["head"]["ref"])
     if state is None:
+        return None
+    if known_open and state.pr_number != payload["number"]:
         return None
     if state.pr_number not in (None, payload["number"]):
         # Another PR from the same branch: only the hidden block can tell it is ours.
@@ -40,7 +48,7 @@ def _proposed_change_set(payload: dict, state: AutomationState) -> str | None:
 
 @router.register("pull_request", action="closed")
 async def pull_request_closed(event: sansio.Event, services: Services) -> None:
-    state = _bot_pull_request(event.data, services)
+    state = _bot_pull_request(event.data, services, known_open=True)
     if state is None:
         return
     full_name = state.repository
@@ -65,10 +73,14 @@ async def pull_request_reopened(event: sansio.Event, services: Services) -> None
     state = _bot_pull_request(event.data, services)
     if state is None:
         return
-    change_set = _proposed_change_set(event.data, state)
-    if change_set:
-        services.store.forget_rejection(state.repository, state.automation, change_set)
-    state.pr_number = event.data["number"]
+    number = event.data["number"]
+    block = parse_state_block(event.data["pull_request"].get("body") or "") or {}
+    store = services.store
+    rejected = store.rejected_by_pull_request(state.repository, state.automation, number)
+    for change_set in {*rejected, *([block["changeSet"]] if block.get("changeSet") else [])}:
+        store.forget_rejection(state.repository, state.automation, change_set)
+    change_set = block.get("changeSet") or (rejected[0] if rejected else state.change_set)
+    state.pr_number = number
     state.change_set = change_set
     services.store.save_automation_state(state)
     services.store.mark_dirty(state.repository)
@@ -77,7 +89,7 @@ async def pull_request_reopened(event: sansio.Event, services: Services) -> None
 
 @router.register("pull_request", action="synchronize")
 async def pull_request_synchronized(event: sansio.Event, services: Services) -> None:
-    state = _bot_pull_request(event.data, services)
+    state = _bot_pull_request(event.data, services, known_open=True)
     if state is None or state.bot_wrote(event.data["pull_request"]["head"]["sha"]):
         return
     state.human_edited = True

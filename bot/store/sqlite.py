@@ -376,6 +376,16 @@ class Store:
             [repository, automation, change_set],
         )
 
+    def rejected_by_pull_request(
+        self, repository: str, automation: str, pr_number: int
+    ) -> list[str]:
+        rows = self._exec(
+            "SELECT change_set FROM rejected WHERE repository = ? AND automation = ? "
+            "AND pr_number = ?",
+            [repository, automation, pr_number],
+        )
+        return [r[0] for r in rows]
+
     def is_rejected(self, repository: str, automation: str, change_set: str) -> bool:
         row = self._exec(
             "SELECT 1 FROM rejected WHERE repository = ? AND automation = ? AND change_set = ?",

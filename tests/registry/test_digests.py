@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 import pytest
@@ -174,3 +175,15 @@ async def test_source_keeps_last_good_tags_and_raises_without_them(
     missing = repo_config(plain_registry.image("app/none"))
     with pytest.raises(RegistryError, match="HTTP 404"):
         await source.tags(missing)
+
+
+async def test_concurrent_lookups_of_one_digest_share_one_request(
+    plain_registry: Registry, shim: Shim, make_scanner: MakeScanner
+) -> None:
+    scanner = make_scanner()
+    repos = [repo_config(plain_registry.image("app/multi"), name=f"r{i}") for i in range(50)]
+    digests = await asyncio.gather(
+        *(scanner.digest_lookup(r, repository=f"org/r{i}")("v1") for i, r in enumerate(repos))
+    )
+    assert set(digests) == {plain_registry.digests["app/multi:v1"]}
+    assert scanner.request_counts["manifest_head"] == 1
