@@ -440,10 +440,6 @@ async def _sync_pull_request(
     return status
 
 
-def repo_name(pulls: Pulls) -> str:
-    return pulls.full_name
-
-
 async def _write_branch(
     store: Store,
     repo: Repo,

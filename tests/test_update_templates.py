@@ -411,3 +411,20 @@ def test_default_pr_title() -> None:
     long = Result()
     long.add_change("a.yaml", ObjectId(), Change("a", "b" * 400, "ns:p"))
     assert len(default_pr_title("x", long)) == 256
+
+
+def test_cpu_bound_template_is_stopped_by_a_step_budget():
+    """Loops that print nothing are bounded too, by steps (not by a clock)."""
+    import sys
+
+    from bot.update.templates import MAX_TEMPLATE_STEPS, TemplateError, render_template
+
+    tracer_before = sys.gettrace()
+    source = "{% set s = 'x' * 5000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
+    with pytest.raises(TemplateError) as excinfo:
+        render_template(source, {}, name="messageTemplate")
+    assert f"more than {MAX_TEMPLATE_STEPS} steps" in str(excinfo.value)
+    assert str(excinfo.value).startswith("messageTemplate:1:")
+    assert sys.gettrace() is tracer_before  # the tracer is removed again
+    # an ordinary loop stays well inside the budget
+    assert render_template("{% for i in range(1000) %}{% endfor %}ok", {}, name="t") == "ok"

@@ -19,9 +19,12 @@ Choices where Flux's Go templates behave differently:
 from __future__ import annotations
 
 import hashlib
+import sys
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, Undefined, nodes
@@ -38,6 +41,10 @@ DEFAULT_COMMIT_MESSAGE = "Update from image update automation"
 MAX_OUTPUT_CHARS = 64 * 1024
 _MAX_RANGE = 10_000
 _TEMPLATE_FILENAME = "<template>"
+#: Lines of compiled template code one render may execute: bounds CPU time (a
+#: loop over a loop over a long string prints nothing yet never ends) without
+#: a clock, so the same template always fails or succeeds the same way.
+MAX_TEMPLATE_STEPS = 1_000_000
 
 
 class TemplateError(Exception):
@@ -282,16 +289,42 @@ def render_template(
         template = _SANDBOX.from_string(tree)
         output: list[str] = []
         size = 0
-        for chunk in template.generate(dict(data)):
-            size += len(chunk)
-            if size > max_chars:
-                raise SecurityError(f"output is longer than {max_chars} characters")
-            output.append(chunk)
+        with _step_budget(MAX_TEMPLATE_STEPS):
+            for chunk in template.generate(dict(data)):
+                size += len(chunk)
+                if size > max_chars:
+                    raise SecurityError(f"output is longer than {max_chars} characters")
+                output.append(chunk)
     except TemplateSyntaxError as exc:
         raise TemplateError(name, exc.lineno or 1, exc.message or "syntax error") from None
     except Exception as exc:  # noqa: BLE001 - a template must never crash the bot
         raise TemplateError(name, _template_line(exc), _describe(exc)) from None
     return "".join(output)
+
+
+@contextmanager
+def _step_budget(steps: int) -> Iterator[None]:
+    """Raise SecurityError once template code has run ``steps`` lines (this thread only)."""
+    remaining = steps
+
+    def in_template(frame: FrameType, event: str, arg: object) -> Any:
+        nonlocal remaining
+        if event == "line":
+            remaining -= 1
+            if remaining < 0:
+                raise SecurityError(f"template ran more than {steps} steps; simplify its loops")
+        return in_template
+
+    def on_call(frame: FrameType, event: str, arg: object) -> Any:
+        # Only the compiled template's own frames are traced; library code runs untraced.
+        return in_template if frame.f_code.co_filename == _TEMPLATE_FILENAME else None
+
+    previous = sys.gettrace()
+    sys.settrace(on_call)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
 
 
 def _reject_removed_fields(tree: nodes.Template, name: str) -> None:

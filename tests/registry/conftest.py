@@ -11,7 +11,6 @@ The tests FAIL (not skip) when ``/usr/bin/docker-registry`` is missing.
 from __future__ import annotations
 
 import os
-import shutil
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -163,13 +162,9 @@ def tls_registry() -> Iterator[Registry]:
     try:
         pusher = Pusher(process.host, tls_context=ssl.create_default_context(cafile=tls.ca_file))
         reg = Registry(process, pusher, tls=tls)
-        # The registry removes its temp dir on stop: keep the other CA outside it.
-        keep = temp_root("test-other-ca-")
-        shutil.copy(other.ca_file, keep / "ca.crt")
-        reg.extra["other_ca"] = str(keep / "ca.crt")
+        reg.extra["other_ca"] = other.ca_file  # removed with the registry's temp dir
         reg.digests["tls/app:1.0.0"] = pusher.image("tls/app", ["1.0.0"], salt="tls")
         yield reg
-        shutil.rmtree(keep, ignore_errors=True)
     finally:
         process.stop()
 
