@@ -194,9 +194,9 @@ def _remember(
     record.head_sha = head_sha
     record.config_sha = config_sha
     record.config_text = config_text
-    record.dirty = False
     record.last_error = None
     store.save_repository(record)
+    store.clear_dirty(record.full_name, seen=record.dirty)
 
 
 class _TreeCache:

@@ -19,8 +19,9 @@ def test_everything_survives_a_reopen(tmp_path):
     record.config_sha = "c" * 40
     record.config_text = b"version: 1\n"
     record.observed = {"p": LatestRef("ghcr.io/o/app", "1.2.3", "sha256:" + "d" * 64)}
-    record.dirty = False
     store.save_repository(record)
+    store.clear_dirty("octo-org/app", seen=record.dirty)
+    record.dirty = 0
     store.save_latest_refs("octo-org/app", {"p": LatestRef("ghcr.io/o/app", "1.2.3")})
     state = AutomationState(
         "octo-org/app",
@@ -80,10 +81,11 @@ def test_suspension_and_dirty_flags():
     assert store.is_suspended(1)
     record = store.repository("a/one")
     assert record.dirty  # never run: a full run is due
-    record.dirty = False
-    store.save_repository(record)
-    store.mark_dirty("a/one")
-    assert store.repository("a/one").dirty
+    store.mark_dirty("a/one")  # something happens while a run is under way...
+    store.clear_dirty("a/one", seen=record.dirty)  # ...that run ends
+    assert store.repository("a/one").dirty  # so the next run is still a full one
+    store.clear_dirty("a/one", seen=store.repository("a/one").dirty)
+    assert not store.repository("a/one").dirty
 
 
 def test_old_deliveries_are_forgotten():

@@ -142,8 +142,8 @@ async def test_suspend_pauses_and_unsuspend_resumes(web):
 async def test_new_permissions_accepted_reruns_fully(web):
     web.store.add_repository("Codertocat/Hello-World", 957387)
     record = web.store.repository("Codertocat/Hello-World")
-    record.dirty = False
-    web.store.save_repository(record)
+    web.store.clear_dirty("Codertocat/Hello-World", seen=record.dirty)
+    assert not web.store.repository("Codertocat/Hello-World").dirty
     payload = example("installation", "new_permissions_accepted.payload.json")
     await web.deliver("installation", payload)
     assert web.store.repository("Codertocat/Hello-World").dirty

@@ -74,7 +74,9 @@ class RepositoryRecord:
     config_sha: str | None = None
     config_text: bytes | None = None
     observed: dict[str, LatestRef] | None = None
-    dirty: bool = True  # something happened that the short-circuit cannot see
+    # Something happened that the short-circuit cannot see (a count, so a run can
+    # tell whether more happened while it ran).
+    dirty: int = 1
     last_error: str | None = None
 
 
@@ -261,7 +263,7 @@ class Store:
             config_sha=row[4],
             config_text=row[5],
             observed=_observed_from_json(row[6]),
-            dirty=bool(row[7]),
+            dirty=int(row[7]),
             last_error=row[8],
         )
 
@@ -272,7 +274,7 @@ class Store:
     def save_repository(self, record: RepositoryRecord) -> None:
         self._exec(
             "UPDATE repositories SET installation_id = ?, default_branch = ?, head_sha = ?, "
-            "config_sha = ?, config_text = ?, observed = ?, dirty = ?, last_error = ? "
+            "config_sha = ?, config_text = ?, observed = ?, last_error = ? "
             "WHERE full_name = ?",
             [
                 record.installation_id,
@@ -281,7 +283,6 @@ class Store:
                 record.config_sha,
                 record.config_text,
                 _observed_to_json(record.observed),
-                int(record.dirty),
                 record.last_error,
                 record.full_name,
             ],
@@ -289,7 +290,14 @@ class Store:
 
     def mark_dirty(self, full_name: str) -> None:
         """Something changed that the short-circuit key does not cover: run fully next time."""
-        self._exec("UPDATE repositories SET dirty = 1 WHERE full_name = ?", [full_name])
+        self._exec("UPDATE repositories SET dirty = dirty + 1 WHERE full_name = ?", [full_name])
+
+    def clear_dirty(self, full_name: str, *, seen: int) -> None:
+        """A full run that started at mark count `seen` is done; later marks stay."""
+        self._exec(
+            "UPDATE repositories SET dirty = MAX(0, dirty - ?) WHERE full_name = ?",
+            [seen, full_name],
+        )
 
     # -- previous LatestRef per policy --------------------------------------
 

@@ -10,6 +10,7 @@ The tests FAIL (not skip) when ``/usr/bin/docker-registry`` is missing.
 
 from __future__ import annotations
 
+import base64
 import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -113,8 +114,6 @@ def basic_registry() -> Iterator[Registry]:
         auth={"htpasswd": {"realm": "basic-realm", "path": str(root / "htpasswd")}}, root=root
     )
     try:
-        import base64
-
         token = base64.b64encode(f"{ALICE[0]}:{ALICE[1]}".encode()).decode()
         pusher = Pusher(process.host, authorization=f"Basic {token}")
         reg = Registry(process, pusher)
