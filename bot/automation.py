@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from bot.config import AutomationConfig, Config, load_config
 from bot.github.checks import report_check
 from bot.github.client import GitHubClient
-from bot.github.errors import BranchMoved, EmptyRepository, NotFastForward
+from bot.github.errors import BranchMoved, EmptyRepository, NotFastForward, NotFound
 from bot.github.pulls import Pulls
 from bot.github.repo import BlobCache, Repo, Tree
 from bot.planner import (
@@ -127,6 +127,7 @@ async def reconcile(deps: Deps, repository: str) -> Outcome:
 
     # 4. Short-circuit: base heads, config and observed policies as last time.
     base_heads = {record.default_branch: head_sha}
+    missing: set[str] = set()
     unchanged = (
         moved_to is None
         and not record.dirty
@@ -139,9 +140,13 @@ async def reconcile(deps: Deps, repository: str) -> Outcome:
             continue
         state = store.automation_state(repository, automation.name)
         known = state.base_sha if state.base_branch == branch else None
-        moved = await repo.head(branch, known_sha=known)
+        try:
+            moved = await repo.head(branch, known_sha=known)
+        except NotFound:
+            moved = None
+            missing.add(branch)
         base_heads[branch] = moved or known  # type: ignore[assignment]
-        unchanged = unchanged and moved is None
+        unchanged = unchanged and moved is None and branch not in missing
     if unchanged:
         outcome.short_circuited = True
         return outcome
@@ -150,6 +155,13 @@ async def reconcile(deps: Deps, repository: str) -> Outcome:
     reports: list[_Report] = []
     for automation in _automations(config):
         branch = automation.checkout_branch or record.default_branch
+        if branch in missing:
+            where = f"{CONFIG_PATH}:{automation.line}:1"
+            error = f"{where}: automation {automation.name!r}: no branch {branch!r} to check out"
+            outcome.automations[automation.name] = "checkout branch missing"
+            outcome.errors.append(error)
+            reports.append(_Report(automation.name, head_sha, "not run", errors=[error]))
+            continue
         report = await _run_automation(
             deps, repo, trees, config, automation, observation, branch, base_heads[branch]
         )

@@ -551,3 +551,18 @@ async def test_suspended_installations_are_not_reconciled(world):
     world.sim.reset_counters()
     await world.reconcile()
     assert world.requests() == 0
+
+
+async def test_a_missing_checkout_branch_is_an_error_for_that_automation_only(world):
+    config = CONFIG + (
+        "  - name: release\n"
+        "    git: {checkout: {ref: {branch: release}}}\n"
+        "    update: {path: ./clusters, strategy: Setters}\n"
+    )
+    world.sim.push(REPO, "main", {CONFIG_PATH: config.encode()}, message="two automations")
+    outcome = await world.reconcile()
+    assert outcome.automations["release"] == "checkout branch missing"
+    assert outcome.automations["podinfo-update"].startswith("opened #")
+    (check,) = world.sim.check_runs(REPO)
+    assert check["conclusion"] == "failure"
+    assert any("no branch 'release'" in a["message"] for a in check["annotations"])
