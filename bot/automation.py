@@ -22,7 +22,13 @@ from typing import Any, Protocol
 from bot.config import AutomationConfig, Config, load_config
 from bot.github.checks import report_check
 from bot.github.client import GitHubClient
-from bot.github.errors import BranchMoved, EmptyRepository, NotFastForward, NotFound
+from bot.github.errors import (
+    BranchMoved,
+    EmptyRepository,
+    GitHubError,
+    NotFastForward,
+    NotFound,
+)
 from bot.github.pulls import Pulls
 from bot.github.repo import BlobCache, Repo, Tree
 from bot.planner import (
@@ -42,6 +48,8 @@ WORKFLOWS_DIR = ".github/workflows/"
 #: Without a config the bot waits for a push; this is only a safety net.
 UNCONFIGURED_INTERVAL = 3600.0
 DEFAULT_INTERVAL = 300.0
+#: After a GitHub failure: sooner than the config's interval, not hot.
+RETRY_DELAY = 60.0
 #: Direct-commit mode: how often to re-read and retry when the branch moves under us.
 FAST_FORWARD_ATTEMPTS = 3
 
@@ -83,8 +91,18 @@ class _Report:
 
 
 async def run_repository(deps: Deps, repository: str) -> float | None:
-    """The scheduler's entry: reconcile, answer seconds until the next run."""
-    outcome = await reconcile(deps, repository)
+    """The scheduler's entry: reconcile, answer seconds until the next run.
+
+    GitHub failures that outlived the client's retries are expected now and then:
+    one log line (no traceback; messages never hold tokens) and a retry soon.
+    """
+    try:
+        outcome = await reconcile(deps, repository)
+    except GitHubError as exc:
+        log.warning("%s: reconcile stopped: %s; retrying in %ss", repository, exc, RETRY_DELAY)
+        return RETRY_DELAY
+    for name, status in outcome.automations.items():
+        log.info("%s: %s: %s", repository, name, status)
     return outcome.next_run
 
 

@@ -475,6 +475,7 @@ async def test_a_failing_repository_does_not_affect_another(world):
     assert world.open_pulls(REPO) == []
     assert len(world.open_pulls("octo-org/other")) == 1
     assert world.store.repository(REPO).dirty  # nothing recorded: the next run is a full one
+    assert 0 < scheduler.due_in(REPO) <= 60  # retried soon
 
 
 # -- bad config and workflow files -----------------------------------------------------------

@@ -190,3 +190,21 @@ def write_tags(storage: Path, repo: str, digest: str, tags: list[str]) -> None:
         index_dir = tag_dir / "index" / algo / hex_digest
         index_dir.mkdir(parents=True, exist_ok=True)
         (index_dir / "link").write_text(digest)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests.registry.push HOST REPO TAG... [--salt S]``: push one demo image."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("host", help="registry host:port (plain http)")
+    parser.add_argument("repo", help="repository path, e.g. demo/podinfo")
+    parser.add_argument("tags", nargs="+", help="tags that all point at the same image")
+    parser.add_argument("--salt", help="makes a distinct image (default: the first tag)")
+    args = parser.parse_args(argv)
+    digest = Pusher(args.host).image(args.repo, args.tags, salt=args.salt or args.tags[0])
+    print(f"{args.host}/{args.repo}:{','.join(args.tags)} {digest}")
+
+
+if __name__ == "__main__":
+    main()
