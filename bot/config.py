@@ -88,7 +88,7 @@ class ImageRepositoryConfig:
     image: str  # verbatim; becomes LatestRef.name
     ref: ImageRef
     interval: float = DEFAULT_REPOSITORY_INTERVAL
-    timeout: float | None = None  # None: the interval (Flux)
+    timeout: float | None = None  # None: the scanner's default (30s), not the interval as in Flux
     exclusion_list: tuple[str, ...] = DEFAULT_EXCLUSION_LIST  # effective list
     insecure: bool | None = None  # None: plain http only for loopback
     credentials: str | None = None
