@@ -191,7 +191,15 @@ async def reconcile(deps: Deps, repository: str) -> Outcome:
 
     # 6. The check run(s), on each base head the automations read.
     await _report_checks(
-        gh, repository, head_sha, base_heads, reports, config_errors, observation, record
+        gh,
+        repository,
+        head_sha,
+        base_heads,
+        reports,
+        config_errors,
+        observation,
+        record,
+        config_changed=record.config_sha != config_sha,
     )
 
     # 7. Remember what this run saw, for the next short-circuit.
@@ -418,11 +426,84 @@ async def _propose(
         and state.change_set == plan.change_set
         and state.base_sha == tree.commit_sha
     )
+    text_changes = (state.pr_title, state.pr_body) != (plan.title, plan.body)
+    if (
+        not same
+        and pr is None
+        and state.pr_number is not None
+        and state.written_sha
+        and text_changes
+    ):
+        status = await _update_then_move(store, repo, pulls, automation, state, tree, plan)
+        if status is not None:
+            return status
+        if store.is_rejected(repo.full_name, plan.name, plan.change_set):
+            return "declined before; not proposed again"
+        # The PR was closed while we were not listening: propose afresh below.
     if not same and not await _write_branch(store, repo, automation, state, tree, plan, expected):
         state.human_edited = True
         return await _leave_alone(pulls, state)
 
     return await _sync_pull_request(store, pulls, automation, state, plan)
+
+
+async def _update_then_move(
+    store: Store,
+    repo: Repo,
+    pulls: Pulls,
+    automation: AutomationConfig,
+    state: AutomationState,
+    tree: Tree,
+    plan: AutomationPlan,
+) -> str | None:
+    """An open PR whose text changes: update it first, then move the branch.
+
+    The PR's answer carries the branch head, which is the compare-and-swap check
+    for the forced move: no separate request. None when the PR turned out closed.
+    """
+    sha = await repo.commit(
+        base=tree, files=plan.edited, message=plan.commit_message, author=_author(automation)
+    )
+    number = state.pr_number
+    assert number is not None
+    old_title, old_body = state.pr_title, state.pr_body
+    updated = await pulls.update(number, title=plan.title, body=plan.body)
+    if updated.get("state") == "closed":
+        _record_missed_close(store, state, plan, updated)
+        return None
+    head = updated["head"]["sha"]
+    if not state.bot_wrote(head):
+        # Someone else pushed: the branch is theirs. Put the PR's text back, say so.
+        await pulls.update(number, title=old_title or plan.title, body=old_body or "")
+        state.human_edited = True
+        return await _leave_alone(pulls, state)
+    # Saved before the branch moves: a crash in between must not look like someone else's push.
+    state.prior_sha, state.written_sha = state.written_sha, sha
+    store.save_automation_state(state)
+    await repo.set_branch(state.push_branch, sha, expected=head, force=True, verified_head=head)
+    state.pr_title, state.pr_body = plan.title, plan.body
+    await _sync_labels(pulls, automation, state)
+    state.change_set = plan.change_set
+    return f"updated #{number}"
+
+
+def _record_missed_close(
+    store: Store, state: AutomationState, plan: AutomationPlan, pull: dict
+) -> None:
+    """The PR was closed while we were not listening (no webhook): what a webhook records."""
+    number, proposed = state.pr_number, state.change_set
+    if pull.get("merged"):
+        store.record_merged(state.repository, plan.name, number, proposed)
+    elif proposed:
+        store.reject_change_set(state.repository, plan.name, proposed, pr_number=number)
+    state.forget_pull_request()
+
+
+async def _sync_labels(pulls: Pulls, automation: AutomationConfig, state: AutomationState) -> None:
+    labels = sorted(automation.pr_labels)
+    if labels and not set(labels) <= set(state.pr_labels):
+        await pulls.set_labels(state.pr_number, labels)
+    state.pr_labels = labels
 
 
 async def _sync_pull_request(
@@ -437,13 +518,7 @@ async def _sync_pull_request(
     if state.pr_number is not None and (state.pr_title, state.pr_body) != (plan.title, plan.body):
         updated = await pulls.update(state.pr_number, title=plan.title, body=plan.body)
         if updated.get("state") == "closed":
-            # Closed while we were not listening (no webhook): what a webhook would record.
-            number, proposed = state.pr_number, state.change_set
-            if updated.get("merged"):
-                store.record_merged(state.repository, plan.name, number, proposed)
-            elif proposed:
-                store.reject_change_set(state.repository, plan.name, proposed, pr_number=number)
-            state.forget_pull_request()
+            _record_missed_close(store, state, plan, updated)
             if store.is_rejected(state.repository, plan.name, plan.change_set):
                 return "declined before; not proposed again"
         else:
@@ -462,10 +537,8 @@ async def _sync_pull_request(
         state.pr_labels = sorted(label["name"] for label in created.get("labels") or [])
         if (state.pr_title, state.pr_body) != (plan.title, plan.body):  # an adopted PR
             await pulls.update(state.pr_number, title=plan.title, body=plan.body)
-    labels = sorted(automation.pr_labels)
-    if labels and not set(labels) <= set(state.pr_labels):
-        await pulls.set_labels(state.pr_number, labels)
-    state.pr_title, state.pr_body, state.pr_labels = plan.title, plan.body, labels
+    await _sync_labels(pulls, automation, state)
+    state.pr_title, state.pr_body = plan.title, plan.body
     state.change_set = plan.change_set
     return status
 
@@ -546,7 +619,15 @@ async def _report_checks(
     config_errors: list,
     observation: Observation,
     record: RepositoryRecord,
+    *,
+    config_changed: bool,
 ) -> None:
+    """A check run where there is something to say that a pull request does not show.
+
+    That is: errors and warnings, a new or edited config (its verdict), and
+    direct commits (no PR to show them). A routine PR update adds none, so a
+    busy base branch does not get one per commit (and the request budget holds).
+    """
     config_lines = [str(e) for e in config_errors]
     by_head: dict[str, list[_Report]] = {}
     for report in reports:
@@ -560,6 +641,9 @@ async def _report_checks(
         if head == config_head:
             errors = config_lines + errors
         policy_errors = [f"policy {n}: {m}" for n, m in sorted(observation.errors.items())]
+        direct = any(r.status.startswith("committed") for r in group)
+        if not (errors or warnings or policy_errors or direct or config_changed):
+            continue
         if errors:
             conclusion = "failure"
         elif policy_errors or warnings:

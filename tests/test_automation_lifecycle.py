@@ -274,6 +274,8 @@ async def test_someone_elses_push_to_the_bot_branch_is_left_alone_and_said_once(
     assert world.sim.branch_sha(REPO, BRANCH) == human
     (pr,) = world.open_pulls()
     assert len(pr["comments"]) == 1 and "leaves this branch alone" in pr["comments"][0]["body"]
+    # the PR's text still describes what is on the branch, not the unpushed proposal
+    assert "5.0.4" not in pr["body"] and f"{IMAGE}:5.0.3" in pr["body"]
 
     world.registry.tags[IMAGE].append("5.0.5")
     await world.reconcile()
