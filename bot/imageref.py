@@ -134,7 +134,7 @@ def default_scheme(host: str, *, insecure: bool | None) -> str:
     """
     if insecure is not None:
         return "http" if insecure else "https"
-    return "http" if _is_loopback(_host_without_port(host)) else "https"
+    return "http" if is_loopback(_host_without_port(host)) else "https"
 
 
 def _split_digest(s: str) -> tuple[str, str | None]:
@@ -215,8 +215,11 @@ def _host_without_port(host: str) -> str:
     return host  # a bare IPv6 address or a plain host name
 
 
-def _is_loopback(host: str) -> bool:
-    host = host.lower().rstrip(".")
+def is_loopback(host: str | None) -> bool:
+    """``localhost``, ``*.localhost``, 127.0.0.0/8 or ``::1`` (a host without its port)."""
+    if not host:
+        return False
+    host = host.strip("[]").lower().rstrip(".")
     if host == "localhost" or host.endswith(".localhost"):
         return True
     try:

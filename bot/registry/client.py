@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import hashlib
-import ipaddress
 import json
 import logging
 import random
@@ -25,6 +24,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from bot.imageref import is_loopback
 from bot.registry.auth import (
     AuthKey,
     Challenge,
@@ -101,18 +101,6 @@ class ClientSettings:
     retries: int = 3
     backoff: float = 0.5  # first 5xx retry delay; doubles, with jitter
     max_retry_after: float = 30.0  # longest 429 Retry-After honoured
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class RegistryClient:
