@@ -4,14 +4,14 @@ status codes and response bodies (ids normalised away, SHAs mapped to the record
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.githubsim.testkit import PERMISSIONS, Api
+from tests.shared import GITHUB_DATA
 
-SCENARIOS = Path("/work/shared/github/fixtures/scenarios/api.github.com")
+SCENARIOS = GITHUB_DATA / "fixtures" / "scenarios" / "api.github.com"
 RECORDED_BASE = "https://api.github.com"
 SHA_1, SHA_2 = "0" * 39 + "1", "0" * 39 + "2"
 IGNORED_KEYS = {"id", "node_id"}  # octokit normalised them; the simulator allocates its own

@@ -1,12 +1,11 @@
 """Every simulator route answers what GitHub documents: responses validated against the
-OpenAPI subset in /work/shared/github/openapi with an OpenAPI-3.0-aware validator."""
+OpenAPI subset in shared/github/openapi with an OpenAPI-3.0-aware validator."""
 
 from __future__ import annotations
 
 import base64
 import copy
 import json
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,8 +14,9 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from tests.githubsim.testkit import PERMISSIONS, Api, app_jwt
+from tests.shared import GITHUB_DATA
 
-SPEC_PATH = Path("/work/shared/github/openapi/api.github.com.subset.json")
+SPEC_PATH = GITHUB_DATA / "openapi" / "api.github.com.subset.json"
 DOC_URI = "urn:github-openapi-subset"
 REPO = "octo-org/app"
 

@@ -9,8 +9,9 @@ import pytest
 
 from bot.policy.model import LatestRef
 from bot.update import build_setters, candidate_paths, update_files
+from tests.shared import FLUX_FIXTURES
 
-FLUX = Path("/work/shared/peer-fixtures/flux")
+FLUX = FLUX_FIXTURES
 SETTERS_DIR = FLUX / "internal/update/testdata/setters"
 
 pytestmark = pytest.mark.skipif(not FLUX.is_dir(), reason="shared Flux fixtures not present")

@@ -33,11 +33,17 @@ imageUpdateAutomations:
 """
 
 MARKER = b'# {"$imagepolicy": "flux-system:podinfo"}'
-LAUGHS = b"a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n" + b"".join(
-    b"%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n"
-    % ((ord("a") + i + 1,) * 2 + (ord("a") + i,) * 9)
-    for i in range(9)
-) + b"image: ghcr.io/stefanprodan/podinfo:4.0.6 " + MARKER + b"\n"
+LAUGHS = (
+    b"a: &a ['lol','lol','lol','lol','lol','lol','lol','lol','lol']\n"
+    + b"".join(
+        b"%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n"
+        % ((ord("a") + i + 1,) * 2 + (ord("a") + i,) * 9)
+        for i in range(9)
+    )
+    + b"image: ghcr.io/stefanprodan/podinfo:4.0.6 "
+    + MARKER
+    + b"\n"
+)
 
 
 def test_every_hostile_input_is_reported_and_the_healthy_file_updates(tmp_path):
