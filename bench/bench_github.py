@@ -24,27 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 from bot.planner import CONFIG_PATH  # noqa: E402
 from bot.server import InstallationClients  # noqa: E402
-from tests.conftest import RunningSim  # noqa: E402
+from tests.conftest import RunningSim, generate_app_key  # noqa: E402
 from tests.githubsim import GitHubSim  # noqa: E402
 from tests.test_automation_lifecycle import CONFIG, DEPLOY_PATH, IMAGE, REPO, World, deployment  # noqa: E402
-
-
-def app_key() -> tuple[int, str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return 1, private, public
 
 
 def repository(size: int) -> dict[str, bytes]:
@@ -106,7 +91,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="200,2000,10000")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    key = app_key()
+    key = (1, *generate_app_key())
     rows: list[tuple] = []
     for size in (int(s) for s in args.sizes.split(",")):
         asyncio.run(bench_size(size, key, rows))

@@ -30,18 +30,23 @@ async def github_sim(tmp_path):
         await server.close()
 
 
-@pytest.fixture(scope="session")
-def app_key() -> tuple[int, str, str]:
-    """(app_id, private_key_pem, public_key_pem): one RSA-2048 key per test session."""
+def generate_app_key(
+    private_format: serialization.PrivateFormat = serialization.PrivateFormat.PKCS8,
+) -> tuple[str, str]:
+    """A fresh RSA-2048 key pair as PEM text: (private, public)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, private_format, serialization.NoEncryption()
     ).decode()
     public_pem = (
         key.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
-    return 1, private_pem, public_pem
+    return private_pem, public_pem
+
+
+@pytest.fixture(scope="session")
+def app_key() -> tuple[int, str, str]:
+    """(app_id, private_key_pem, public_key_pem): one RSA-2048 key per test session."""
+    return (1, *generate_app_key())

@@ -10,26 +10,16 @@ import functools
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache, app_jwt
 from bot.github.errors import GitHubError
+from tests.conftest import generate_app_key
 
 
 @functools.cache
 def key_pair() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
-    return private, public
+    # The traditional "BEGIN RSA PRIVATE KEY" form, as GitHub hands out.
+    return generate_app_key(serialization.PrivateFormat.TraditionalOpenSSL)
 
 
 # -- AppCredentials.from_env -----------------------------------------------------------
