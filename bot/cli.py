@@ -130,17 +130,19 @@ def plan(
         if credentials is None:
             return EXIT_CONFIG
         observation = asyncio.run(_observe_registries(config, credentials))
-    plans = _plan_all(root, config, observation)
+    plans, read_warnings = _plan_all(root, config, observation)
 
     if write:
         localtree.write_files(root, {p: c for plan in plans for p, c in plan.edited.items()})
 
     errors = [str(e) for e in config_errors] + [e for plan in plans for e in plan.errors]
+    # Automations over the same files see the same bad files: say each once.
+    warnings = list(dict.fromkeys(read_warnings + [w for plan in plans for w in plan.warnings]))
     if as_json:
-        json.dump(_plan_json(observation, plans, errors), out, indent=2, sort_keys=False)
+        json.dump(_plan_json(observation, plans, errors, warnings), out, indent=2)
         out.write("\n")
     else:
-        _print_plans(observation, plans, errors, wrote=write, out=out, err=err)
+        _print_plans(observation, plans, errors, warnings, wrote=write, out=out, err=err)
 
     if config_errors:
         return EXIT_CONFIG
@@ -190,25 +192,26 @@ async def _observe_registries(config: Config, credentials: CredentialStore) -> O
         return await observe_policies(config, RegistryTagSource(scanner, repository=None))
 
 
-def _plan_all(root: Path, config: Config, observation: Observation) -> list[AutomationPlan]:
+def _plan_all(
+    root: Path, config: Config, observation: Observation
+) -> tuple[list[AutomationPlan], list[str]]:
+    """Every automation's plan over the files under ``root``, and the files' read warnings."""
     all_paths = localtree.list_files(root)
     wanted = sorted(
         {p for a in config.automations.values() for p in automation_paths(config, a, all_paths)}
     )
     files, read_warnings = localtree.read_candidates(root, wanted)
-    plans = []
-    for name in sorted(config.automations):
-        plan = plan_automation(
+    plans = [
+        plan_automation(
             config, config.automations[name], observation, files, repository=root.resolve().name
         )
-        plans.append(plan)
-    if plans:
-        plans[0].warnings[:0] = read_warnings
-    return plans
+        for name in sorted(config.automations)
+    ]
+    return plans, read_warnings
 
 
 def _plan_json(
-    observation: Observation, plans: list[AutomationPlan], errors: list[str]
+    observation: Observation, plans: list[AutomationPlan], errors: list[str], warnings: list[str]
 ) -> dict[str, Any]:
     return {
         "observedPolicies": {n: ref.to_json() for n, ref in sorted(observation.latest.items())},
@@ -223,7 +226,7 @@ def _plan_json(
             for plan in plans
         },
         "errors": errors,
-        "warnings": [w for plan in plans for w in plan.warnings],
+        "warnings": warnings,
     }
 
 
@@ -231,6 +234,7 @@ def _print_plans(
     observation: Observation,
     plans: list[AutomationPlan],
     errors: list[str],
+    warnings: list[str],
     *,
     wrote: bool,
     out: TextIO,
@@ -240,9 +244,8 @@ def _print_plans(
         print(f"policy {name}: {message}", file=err)
     for error in errors:
         print(error, file=err)
-    for plan in plans:
-        for warning in plan.warnings:
-            print(f"warning: {warning}", file=err)
+    for warning in warnings:
+        print(f"warning: {warning}", file=err)
 
     for plan in plans:
         if not plan.result:

@@ -17,6 +17,17 @@ def _account(payload: dict) -> str:
     return str((payload["installation"].get("account") or {}).get("login", ""))
 
 
+def _record(services: Services, payload: dict) -> int:
+    """Store the installation as the payload describes it; returns its id."""
+    installation = payload["installation"]["id"]
+    services.store.upsert_installation(
+        installation,
+        account=_account(payload),
+        permissions=payload["installation"].get("permissions"),
+    )
+    return installation
+
+
 def _add(services: Services, installation: int, repositories: list[dict]) -> None:
     for repo in repositories:
         services.store.add_repository(repo["full_name"], installation)
@@ -26,12 +37,7 @@ def _add(services: Services, installation: int, repositories: list[dict]) -> Non
 @router.register("installation", action="created")
 async def installation_created(event: sansio.Event, services: Services) -> None:
     payload = event.data
-    installation = payload["installation"]["id"]
-    services.store.upsert_installation(
-        installation,
-        account=_account(payload),
-        permissions=payload["installation"].get("permissions"),
-    )
+    installation = _record(services, payload)
     services.store.set_suspended(installation, bool(payload["installation"].get("suspended_at")))
     _add(services, installation, payload.get("repositories") or [])
     log.info("installed on %s (installation %s)", _account(payload), installation)
@@ -48,24 +54,14 @@ async def installation_deleted(event: sansio.Event, services: Services) -> None:
 
 @router.register("installation", action="suspend")
 async def installation_suspended(event: sansio.Event, services: Services) -> None:
-    installation = event.data["installation"]["id"]
-    services.store.upsert_installation(
-        installation,
-        account=_account(event.data),
-        permissions=event.data["installation"].get("permissions"),
-    )
+    installation = _record(services, event.data)
     services.store.set_suspended(installation, True)
     log.info("installation %s suspended: its repositories are paused", installation)
 
 
 @router.register("installation", action="unsuspend")
 async def installation_unsuspended(event: sansio.Event, services: Services) -> None:
-    installation = event.data["installation"]["id"]
-    services.store.upsert_installation(
-        installation,
-        account=_account(event.data),
-        permissions=event.data["installation"].get("permissions"),
-    )
+    installation = _record(services, event.data)
     services.store.set_suspended(installation, False)
     for full_name in services.store.installation_repositories(installation):
         services.scheduler.enqueue(full_name)
@@ -74,12 +70,7 @@ async def installation_unsuspended(event: sansio.Event, services: Services) -> N
 @router.register("installation", action="new_permissions_accepted")
 async def permissions_accepted(event: sansio.Event, services: Services) -> None:
     # Runs that failed for lack of a permission may succeed now: run them fully.
-    installation = event.data["installation"]["id"]
-    services.store.upsert_installation(
-        installation,
-        account=_account(event.data),
-        permissions=event.data["installation"].get("permissions"),
-    )
+    installation = _record(services, event.data)
     known = services.store.installation_repositories(installation)
     _add(
         services,

@@ -8,7 +8,6 @@ registry (Debian's docker-registry with basic auth).
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import json
@@ -21,12 +20,11 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-import bcrypt
 import pytest
 
 from bot.planner import CONFIG_PATH
 from tests.registry.push import Pusher
-from tests.registry.registry_proc import REGISTRY_BINARY, free_port, start_registry, temp_root
+from tests.registry.registry_proc import REGISTRY_BINARY, free_port, start_basic_auth_registry
 from tests.shared import REPO as CHECKOUT
 
 pytestmark = pytest.mark.e2e
@@ -41,15 +39,9 @@ BRANCH = "image-automation/podinfo-update"
 def registry():
     if not os.access(REGISTRY_BINARY, os.X_OK):
         pytest.fail(f"{REGISTRY_BINARY} is missing: apt-get install docker-registry")
-    root = temp_root("e2e-registry-")
-    hashed = bcrypt.hashpw(USER[1].encode(), bcrypt.gensalt(rounds=5)).decode()
-    (root / "htpasswd").write_text(f"{USER[0]}:{hashed}\n")
-    process = start_registry(
-        auth={"htpasswd": {"realm": "e2e", "path": str(root / "htpasswd")}}, root=root
-    )
+    process, authorization = start_basic_auth_registry(*USER, prefix="e2e-registry-")
     try:
-        auth = base64.b64encode(f"{USER[0]}:{USER[1]}".encode()).decode()
-        pusher = Pusher(process.host, authorization=f"Basic {auth}")
+        pusher = Pusher(process.host, authorization=authorization)
         pusher.image("team/podinfo", ["5.0.0", "5.0.3", "6.0.0"], salt="podinfo")
         yield process
     finally:
@@ -232,7 +224,12 @@ imageUpdateAutomations:
     assert USER[1] not in text and "BEGIN" not in text  # no secrets in the logs
 
 
-def test_refuses_to_start_without_a_webhook_secret(tmp_path, app_key):
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("WEBHOOK_SECRET", None), ("DATABASE_URL", "postgres://db/bot")],
+)
+def test_an_unusable_environment_is_a_clear_error(tmp_path, app_key, variable, value):
+    """No WEBHOOK_SECRET, or a DATABASE_URL it cannot use: exit 2 and say which."""
     app_id, private_pem, _ = app_key
     env = bot_env(
         tmp_path,
@@ -241,7 +238,10 @@ def test_refuses_to_start_without_a_webhook_secret(tmp_path, app_key):
         api_url="http://127.0.0.1:9",
         port=free_port(),
     )
-    del env["WEBHOOK_SECRET"]
+    if value is None:
+        del env[variable]
+    else:
+        env[variable] = value
     result = subprocess.run(
         [sys.executable, "-m", "bot", "serve"],
         cwd=CHECKOUT,
@@ -250,26 +250,5 @@ def test_refuses_to_start_without_a_webhook_secret(tmp_path, app_key):
         timeout=60,
     )
     assert result.returncode == 2
-    assert b"WEBHOOK_SECRET" in result.stderr
+    assert variable.encode() in result.stderr
     assert b"Traceback" not in result.stderr
-
-
-def test_a_bad_database_url_is_a_clear_error(tmp_path, app_key):
-    app_id, private_pem, _ = app_key
-    env = bot_env(
-        tmp_path,
-        app_id=app_id,
-        private_pem=private_pem,
-        api_url="http://127.0.0.1:9",
-        port=free_port(),
-    )
-    env["DATABASE_URL"] = "postgres://db/bot"
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=CHECKOUT,
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
-    assert result.returncode == 2
-    assert b"DATABASE_URL" in result.stderr and b"Traceback" not in result.stderr

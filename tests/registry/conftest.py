@@ -10,7 +10,6 @@ The tests FAIL (not skip) when ``/usr/bin/docker-registry`` is missing.
 
 from __future__ import annotations
 
-import base64
 import os
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import bcrypt
 import pytest
 
 from bot.config import ImageRepositoryConfig
@@ -29,7 +27,13 @@ from bot.registry.credentials import CredentialStore
 from bot.registry.scanner import RegistryScanner
 from tests.registry.certs import TlsFiles, make_tls, make_token_signer
 from tests.registry.push import DOCKER_LIST, OCI_INDEX, OCI_MANIFEST, Pusher, write_tags
-from tests.registry.registry_proc import REGISTRY_BINARY, RunningRegistry, start_registry, temp_root
+from tests.registry.registry_proc import (
+    REGISTRY_BINARY,
+    RunningRegistry,
+    start_basic_auth_registry,
+    start_registry,
+    temp_root,
+)
 from tests.registry.shim import Shim
 from tests.registry.token_server import SERVICE, TokenServer
 
@@ -107,15 +111,9 @@ def plain_registry() -> Iterator[Registry]:
 @pytest.fixture(scope="session")
 def basic_registry() -> Iterator[Registry]:
     _require_binary()
-    root = temp_root("test-registry-basic-")
-    hashed = bcrypt.hashpw(ALICE[1].encode(), bcrypt.gensalt(rounds=5)).decode()
-    (root / "htpasswd").write_text(f"{ALICE[0]}:{hashed}\n")
-    process = start_registry(
-        auth={"htpasswd": {"realm": "basic-realm", "path": str(root / "htpasswd")}}, root=root
-    )
+    process, authorization = start_basic_auth_registry(*ALICE)
     try:
-        token = base64.b64encode(f"{ALICE[0]}:{ALICE[1]}".encode()).decode()
-        pusher = Pusher(process.host, authorization=f"Basic {token}")
+        pusher = Pusher(process.host, authorization=authorization)
         reg = Registry(process, pusher)
         reg.digests["secret/app:1.0.0"] = pusher.image(
             "secret/app", ["1.0.0", "1.1.0"], salt="basic"

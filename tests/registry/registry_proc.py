@@ -6,6 +6,7 @@ stopped by its PID. Used by the test fixtures and by ``bench/bench_registry.py``
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import os
@@ -18,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import bcrypt
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 
@@ -130,3 +133,17 @@ def _wait_ready(registry: RunningRegistry, timeout: float = 15.0) -> None:
             pass
         time.sleep(0.02)
     raise RuntimeError("docker-registry did not become ready in time")
+
+
+def start_basic_auth_registry(
+    user: str, password: str, *, prefix: str = "test-registry-basic-"
+) -> tuple[RunningRegistry, str]:
+    """A registry behind htpasswd (bcrypt) auth; returns it and the Basic header value."""
+    root = temp_root(prefix)
+    hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=5)).decode()
+    (root / "htpasswd").write_text(f"{user}:{hashed}\n")
+    process = start_registry(
+        auth={"htpasswd": {"realm": "basic-realm", "path": str(root / "htpasswd")}}, root=root
+    )
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return process, f"Basic {token}"
