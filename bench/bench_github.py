@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
 
-from bot.planner import CONFIG_PATH  # noqa: E402
+from bot.config import CONFIG_PATH  # noqa: E402
 from bot.server import InstallationClients  # noqa: E402
 from tests.conftest import RunningSim, generate_app_key  # noqa: E402
 from tests.githubsim import GitHubSim  # noqa: E402

@@ -20,16 +20,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp  # noqa: E402
 
-from bot.config import ImageRepositoryConfig  # noqa: E402
-from bot.imageref import parse_repository  # noqa: E402
+from bot.config import DEFAULT_REPOSITORY_INTERVAL  # noqa: E402
 from bot.policy import PolicySpec, evaluate  # noqa: E402
-from bot.policy.model import DEFAULT_EXCLUSION_LIST  # noqa: E402
 from bot.registry.credentials import CredentialStore  # noqa: E402
 from bot.registry.scanner import RegistryScanner  # noqa: E402
 from bot.registry.source import RegistryTagSource  # noqa: E402
-from tests.registry.push import Pusher, write_tags  # noqa: E402
-from tests.registry.registry_proc import start_registry  # noqa: E402
-from tests.registry.shim import Shim  # noqa: E402
+from tests.registryharness.push import Pusher, write_tags  # noqa: E402
+from tests.registryharness.registry_proc import start_registry  # noqa: E402
+from tests.registryharness.scanning import image_repository_config  # noqa: E402
+from tests.registryharness.shim import Shim  # noqa: E402
 
 TAGS = [f"1.{i // 100}.{i % 100}" for i in range(10_000)]
 
@@ -42,21 +41,11 @@ class Clock:
         return self.now
 
 
-def repo(image: str, name: str = "bench") -> ImageRepositoryConfig:
-    return ImageRepositoryConfig(
-        name=name,
-        image=image,
-        ref=parse_repository(image),
-        interval=300.0,
-        exclusion_list=DEFAULT_EXCLUSION_LIST,
-    )
-
-
 async def scan_and_evaluate(host: str, label: str) -> dict[str, Any]:
     clock = Clock()
     async with aiohttp.ClientSession() as session:
         scanner = RegistryScanner(session, CredentialStore(), clock=clock)
-        config = repo(f"{host}/bench/tenk")
+        config = image_repository_config(f"{host}/bench/tenk", name="bench")
         policy = PolicySpec(kind="semver", semver_range=">=1.0.0")
         tracemalloc.start()
         started = time.perf_counter()
@@ -90,8 +79,8 @@ async def digest_cost(pusher: Pusher, host: str) -> dict[str, Any]:
     costs = []
     async with aiohttp.ClientSession() as session:
         scanner = RegistryScanner(session, CredentialStore(), clock=clock)
-        source = RegistryTagSource(scanner, repository=None)
-        config = repo(f"{host}/bench/alias")
+        source = RegistryTagSource(scanner, github_repository=None)
+        config = image_repository_config(f"{host}/bench/alias", name="bench")
         alias = PolicySpec(kind="alphabetical", alias_of="latest", digest_reflection="Always")
         rolling = PolicySpec(kind="rolling", rolling_tag="latest")
 
@@ -113,7 +102,7 @@ async def digest_cost(pusher: Pusher, host: str) -> dict[str, Any]:
             for k in range(new):
                 tags = [f"sha-{100 + 10 * new + k}"] + (["latest"] if k == 0 else [])
                 pusher.image("bench/alias", tags, salt=f"n{new}-{k}")
-            clock.now += 301
+            clock.now += DEFAULT_REPOSITORY_INTERVAL + 1
             costs.append((new, await one_round()))
     return {"warm_up": warm_up, "rounds": costs}
 
@@ -122,17 +111,19 @@ async def shared_image(host: str, repositories: int = 200) -> dict[str, Any]:
     clock = Clock()
     async with aiohttp.ClientSession() as session:
         scanner = RegistryScanner(session, CredentialStore(), clock=clock)
-        configs = [repo(f"{host}/bench/tenk", name=f"r{i}") for i in range(repositories)]
+        configs = [
+            image_repository_config(f"{host}/bench/tenk", name=f"r{i}") for i in range(repositories)
+        ]
         per_interval = []
         for _ in range(3):
             before = sum(scanner.request_counts.values())
             started = time.perf_counter()
             await asyncio.gather(
-                *(scanner.scan(c, repository=f"org/r{i}") for i, c in enumerate(configs))
+                *(scanner.scan(c, github_repository=f"org/r{i}") for i, c in enumerate(configs))
             )
             elapsed = time.perf_counter() - started
             per_interval.append((sum(scanner.request_counts.values()) - before, elapsed))
-            clock.now += 301
+            clock.now += DEFAULT_REPOSITORY_INTERVAL + 1
     return {"repositories": repositories, "per_interval": per_interval}
 
 

@@ -18,15 +18,15 @@ from typing import Any, TextIO
 import aiohttp
 
 from bot import localtree
-from bot.config import Config, ConfigError, load_config
+from bot.config import CONFIG_PATH, Config, load_config
 from bot.planner import (
-    CONFIG_PATH,
     AutomationPlan,
     Observation,
     automation_paths,
     observe_policies,
     plan_automation,
 )
+from bot.problems import Problem
 from bot.registry.credentials import CredentialStore
 from bot.registry.errors import RegistryError
 from bot.registry.scanner import RegistryScanner
@@ -135,7 +135,7 @@ def plan(
     if write:
         localtree.write_files(root, {p: c for plan in plans for p, c in plan.edited.items()})
 
-    errors = [str(e) for e in config_errors] + [e for plan in plans for e in plan.errors]
+    errors = [*config_errors, *observation.errors.values(), *(e for p in plans for e in p.errors)]
     # Automations over the same files see the same bad files: say each once.
     warnings = list(dict.fromkeys(read_warnings + [w for plan in plans for w in plan.warnings]))
     if as_json:
@@ -151,7 +151,7 @@ def plan(
     return EXIT_OK
 
 
-def _load(config_file: Path, *, err: TextIO) -> tuple[Config, list[ConfigError]] | None:
+def _load(config_file: Path, *, err: TextIO) -> tuple[Config, list[Problem]] | None:
     try:
         text = config_file.read_bytes()
     except FileNotFoundError:
@@ -189,12 +189,12 @@ async def _observe_registries(config: Config, credentials: CredentialStore) -> O
     async with aiohttp.ClientSession() as session:
         scanner = RegistryScanner(session, credentials)
         # A local plan acts for no GitHub repository: only unrestricted credentials apply.
-        return await observe_policies(config, RegistryTagSource(scanner, repository=None))
+        return await observe_policies(config, RegistryTagSource(scanner, github_repository=None))
 
 
 def _plan_all(
     root: Path, config: Config, observation: Observation
-) -> tuple[list[AutomationPlan], list[str]]:
+) -> tuple[list[AutomationPlan], list[Problem]]:
     """Every automation's plan over the files under ``root``, and the files' read warnings."""
     all_paths = localtree.list_files(root)
     wanted = sorted(
@@ -211,39 +211,46 @@ def _plan_all(
 
 
 def _plan_json(
-    observation: Observation, plans: list[AutomationPlan], errors: list[str], warnings: list[str]
+    observation: Observation,
+    plans: list[AutomationPlan],
+    errors: list[Problem],
+    warnings: list[Problem],
 ) -> dict[str, Any]:
     return {
         "observedPolicies": {n: ref.to_json() for n, ref in sorted(observation.latest.items())},
-        "policyErrors": dict(sorted(observation.errors.items())),
+        "policyErrors": {n: p.message for n, p in sorted(observation.errors.items())},
         "automations": {
             plan.name: {
                 "result": plan.result.to_json(),
                 "commitMessage": plan.commit_message,
                 "title": plan.title,
-                "body": plan.body,
+                "body": plan.body(),
             }
             for plan in plans
         },
-        "errors": errors,
-        "warnings": warnings,
+        # design §6: "<path>:<line>:<col>: <message>"; `problems` has the same, typed.
+        "errors": [str(e) for e in errors if e not in observation.errors.values()],
+        "warnings": [str(w) for w in warnings],
+        "problems": [p.to_json() for p in [*errors, *warnings]],
     }
 
 
 def _print_plans(
     observation: Observation,
     plans: list[AutomationPlan],
-    errors: list[str],
-    warnings: list[str],
+    errors: list[Problem],
+    warnings: list[Problem],
     *,
     wrote: bool,
     out: TextIO,
     err: TextIO,
 ) -> None:
-    for name, message in sorted(observation.errors.items()):
-        print(f"policy {name}: {message}", file=err)
+    policy_problems = set(observation.errors.values())
+    for name, problem in sorted(observation.errors.items()):
+        print(f"policy {name}: {problem.message}", file=err)
     for error in errors:
-        print(error, file=err)
+        if error not in policy_problems:
+            print(error, file=err)
     for warning in warnings:
         print(f"warning: {warning}", file=err)
 
@@ -257,5 +264,5 @@ def _print_plans(
         print(f"Title: {plan.title}", file=out)
         print(f"Commit message: {plan.commit_message}", file=out)
         print("", file=out)
-        print(plan.body.rstrip("\n"), file=out)
+        print(plan.body().rstrip("\n"), file=out)
         print("", file=out)

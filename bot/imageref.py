@@ -35,8 +35,8 @@ _DOMAIN = rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?"
 
 _PATH_COMPONENT_RE = re.compile(_PATH_COMPONENT)
 _DOMAIN_RE = re.compile(_DOMAIN)
-_TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
-_DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
+TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 _HEX64_RE = re.compile(r"[a-f0-9]{64}")
 
 _TAG_RULE = "a tag is 1-128 letters, digits, '_', '.' or '-', and does not start with '.' or '-'"
@@ -141,7 +141,7 @@ def _split_digest(s: str) -> tuple[str, str | None]:
     if "@" not in s:
         return s, None
     name, digest = s.split("@", 1)
-    if not _DIGEST_RE.fullmatch(digest):
+    if not DIGEST_RE.fullmatch(digest):
         raise ImageRefError(
             f"digest '{digest}' in '{s}' is invalid; expected 'algorithm:hex', "
             "e.g. 'sha256:' followed by 64 hex digits"
@@ -196,7 +196,7 @@ def _build(
             raise ImageRefError(
                 f"repository path component '{shown}' in '{original}' is invalid; {_PATH_RULE}"
             )
-    if tag is not None and not _TAG_RE.fullmatch(tag):
+    if tag is not None and not TAG_RE.fullmatch(tag):
         raise ImageRefError(f"tag '{tag}' in '{original}' is invalid; {_TAG_RULE}")
     full_name = f"{domain}/{path}"
     if len(full_name) > NAME_TOTAL_LENGTH_MAX:

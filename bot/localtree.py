@@ -13,6 +13,7 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from bot.problems import Problem, warning
 from bot.update import has_marker
 
 #: Files larger than this are not even read for screening; the setters report them.
@@ -35,20 +36,22 @@ def list_files(root: Path) -> list[str]:
     return sorted(found)
 
 
-def read_candidates(root: Path, paths: Iterable[str]) -> tuple[dict[str, bytes], list[str]]:
+def read_candidates(root: Path, paths: Iterable[str]) -> tuple[dict[str, bytes], list[Problem]]:
     """Read the files that carry the marker bytes; returns (files, warnings)."""
     files: dict[str, bytes] = {}
-    warnings: list[str] = []
+    warnings: list[Problem] = []
     for rel in paths:
         full = root / rel
         try:
             size = full.stat().st_size
             if size > MAX_READ_BYTES:
-                warnings.append(f"{rel}: skipped, {size} bytes is larger than {MAX_READ_BYTES}")
+                warnings.append(
+                    warning(rel, 0, 0, f"skipped, {size} bytes is larger than {MAX_READ_BYTES}")
+                )
                 continue
             content = full.read_bytes()
         except OSError as exc:
-            warnings.append(f"{rel}: skipped, cannot be read: {exc.strerror or exc}")
+            warnings.append(warning(rel, 0, 0, f"skipped, cannot be read: {exc.strerror or exc}"))
             continue
         if has_marker(content):
             files[rel] = content

@@ -8,16 +8,24 @@ reads the GitHub API; both hand the same bytes to this module.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.config import AutomationConfig, Config, ImagePolicyConfig, ImageRepositoryConfig
 from bot.policy import LatestRef, evaluate
 from bot.policy.model import DigestLookup
+from bot.problems import Problem, error, warning
 from bot.update import UpdateError, build_setters, candidate_paths, update_files
-from bot.update.prbody import change_set_id, default_pr_title, render_pr_body
+from bot.update.prbody import (
+    PullRequestState,
+    change_set_id,
+    compose_body,
+    default_pr_title,
+    render_pr_body,
+)
 from bot.update.result import Result
 from bot.update.templates import (
     DEFAULT_COMMIT_MESSAGE,
@@ -27,8 +35,6 @@ from bot.update.templates import (
 )
 
 log = logging.getLogger(__name__)
-
-CONFIG_PATH = ".github/image-automation.yml"
 
 
 class TagSource(Protocol):
@@ -45,10 +51,13 @@ class TagSource(Protocol):
 
 @dataclass
 class Observation:
-    """The latest image of every policy (Flux's ``observedPolicies``), and failures."""
+    """The latest image of every policy (Flux's ``observedPolicies``), and failures.
+
+    A failed policy's problem is located at the policy in the config file.
+    """
 
     latest: dict[str, LatestRef] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, Problem] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,11 +67,22 @@ class AutomationPlan:
     edited: dict[str, bytes]  # repo-relative path -> new content
     commit_message: str = ""
     title: str = ""
-    body: str = ""
-    change_set: str = ""
+    #: The rendered body, above the hidden state block (`body` puts them together).
+    body_text: str = ""
+    pr_state: PullRequestState | None = None
     observed: dict[str, LatestRef] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    errors: list[Problem] = field(default_factory=list)
+
+    @property
+    def change_set(self) -> str:
+        return self.pr_state.change_set if self.pr_state else ""
+
+    def body(self, *, head: str | None = None) -> str:
+        """The PR body as GitHub takes it; ``head`` is the commit the branch will hold."""
+        if self.pr_state is None:
+            return ""
+        return compose_body(self.body_text, dataclasses.replace(self.pr_state, head=head))
 
 
 async def observe_policies(
@@ -95,7 +115,7 @@ async def observe_policies(
                 policy.spec, repo.image, tags, previous=previous.get(name), digest_of=lookup
             )
         except Exception as exc:  # a registry or policy failure must not stop the others
-            observation.errors[name] = _describe(exc)
+            observation.errors[name] = error(config.path, policy.line, 1, _describe(exc))
             if name in previous:
                 observation.latest[name] = previous[name]
     return observation
@@ -137,6 +157,11 @@ def automation_paths(
     return [repo_path for repo_path, _rel in candidate_paths(paths, automation.update_path)]
 
 
+#: Why a repo-relative path may not be written (None: it may). The server refuses
+#: what a GitHub App cannot push; a local `plan` refuses nothing.
+RefusePath = Callable[[str], str | None]
+
+
 def plan_automation(
     config: Config,
     automation: AutomationConfig,
@@ -144,28 +169,43 @@ def plan_automation(
     files: Mapping[str, bytes],
     *,
     repository: str,
+    refuse: RefusePath | None = None,
 ) -> AutomationPlan:
-    """Apply one automation's setters to ``files`` (repo-relative) and render its texts."""
+    """Apply one automation's setters to ``files`` (repo-relative) and render its texts.
+
+    Files that ``refuse`` names are left out of the change list, the PR and the
+    commit alike, each with a warning at its first changed line.
+    """
     plan = AutomationPlan(name=automation.name, result=Result(), edited={})
     plan.observed = selected_policies(config, automation, observation)
-    where = f"{CONFIG_PATH}:{automation.line}:1"
+
+    def problem(message: str) -> Problem:
+        return error(config.path, automation.line, 1, f"automation {automation.name!r}: {message}")
 
     try:
         setters = build_setters(config.namespace, plan.observed)
         candidates = candidate_paths(files.keys(), automation.update_path)
     except UpdateError as exc:
-        plan.errors.append(f"{where}: automation {automation.name!r}: {exc}")
+        plan.errors.append(problem(str(exc)))
         return plan
 
     to_repo_path = {rel: repo_path for repo_path, rel in candidates}
     outcome = update_files({rel: files[repo_path] for repo_path, rel in candidates}, setters)
+    plan.warnings.extend(
+        dataclasses.replace(w, path=to_repo_path.get(w.path, w.path)) for w in outcome.warnings
+    )
+    for rel in sorted(outcome.result.files):
+        reason = refuse(to_repo_path[rel]) if refuse else None
+        if reason is None:
+            continue
+        plan.warnings.append(warning(to_repo_path[rel], outcome.first_lines.get(rel, 1), 0, reason))
+        del outcome.result.files[rel]
+        outcome.edited.pop(rel, None)
     plan.result = outcome.result
     plan.edited = {to_repo_path[rel]: content for rel, content in outcome.edited.items()}
-    plan.warnings.extend(outcome.warnings)
     if not plan.result:
         return plan  # Flux renders templates only when something changed
 
-    plan.change_set = change_set_id(plan.result)
     data = template_data(
         automation=f"{config.namespace}/{automation.name}",
         result=plan.result,
@@ -173,11 +213,11 @@ def plan_automation(
         observed_policies=plan.observed,
         repository=repository,
     )
-    state = {
-        "automation": automation.name,
-        "changeSet": plan.change_set,
-        "observed": {name: ref.to_json() for name, ref in plan.observed.items()},
-    }
+    plan.pr_state = PullRequestState(
+        automation=automation.name,
+        change_set=change_set_id(plan.result),
+        observed={name: ref.to_json() for name, ref in plan.observed.items()},
+    )
     try:
         plan.commit_message = render_template(
             automation.message_template or DEFAULT_COMMIT_MESSAGE, data, name="messageTemplate"
@@ -187,9 +227,9 @@ def plan_automation(
             if automation.pr_title
             else default_pr_title(automation.name, plan.result)
         )
-        plan.body = render_pr_body(data, body_template=automation.pr_body_template, state=state)
+        plan.body_text = render_pr_body(data, body_template=automation.pr_body_template)
     except TemplateError as exc:
-        plan.errors.append(f"{where}: automation {automation.name!r}: {exc}")
+        plan.errors.append(problem(str(exc)))
         # Without its commit message or PR text the change cannot be proposed:
         # report the change list, write nothing.
         plan.edited = {}

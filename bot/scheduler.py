@@ -10,7 +10,10 @@
 * `stop()` stops taking work, lets running reconciles finish (bounded), then
   cancels what is left.
 
-An exception in one run is logged and never reaches another run.
+An exception in one run is logged and never reaches another run. A failed
+run is tried again with backoff: `RETRY_FIRST` seconds, doubling with each
+failure in a row, capped at the repository's interval (`RetryLater.interval`)
+or `RETRY_CAP`; a success starts the count again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -26,8 +30,28 @@ log = logging.getLogger(__name__)
 #: A run: reconcile this repository, answer seconds until it is due again (None: no timer).
 RunRepository = Callable[[str], Awaitable[float | None]]
 
-#: Retry sooner than the config interval after a failed run, but not hot.
-RETRY_AFTER_FAILURE = 60.0
+#: The first retry after a failed run, in seconds; each failure in a row doubles it.
+RETRY_FIRST = 5.0
+#: The longest wait between retries when the repository's interval is not known.
+RETRY_CAP = 300.0
+
+
+class RetryLater(Exception):
+    """A run failed in an expected way (GitHub unreachable, say): log one line, retry later.
+
+    `interval` is the repository's own interval, which caps the backoff.
+    """
+
+    def __init__(self, message: str, *, interval: float | None = None) -> None:
+        super().__init__(message)
+        self.interval = interval
+
+
+def retry_delay(failures: int, *, cap: float | None) -> float:
+    """Seconds before retry number `failures` (1, 2, ...): doubling, capped, jittered by 10%."""
+    limit = max(RETRY_FIRST, cap if cap is not None else RETRY_CAP)
+    delay = min(RETRY_FIRST * 2 ** (failures - 1), limit)
+    return delay * random.uniform(0.9, 1.0)
 
 
 class Scheduler:
@@ -50,6 +74,7 @@ class Scheduler:
         self._running: set[str] = set()
         self._again: set[str] = set()
         self._due: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
         self._tasks: list[asyncio.Task] = []
         self._idle = asyncio.Event()
         self._idle.set()
@@ -77,16 +102,13 @@ class Scheduler:
     def forget(self, repository: str) -> None:
         """The app lost access: no more timers; a queued run is dropped."""
         self._due.pop(repository, None)
+        self._failures.pop(repository, None)
         self._again.discard(repository)
         self._queued.discard(repository)
 
     def due_in(self, repository: str) -> float | None:
         when = self._due.get(repository)
         return None if when is None else when - self._clock()
-
-    @property
-    def running(self) -> frozenset[str]:
-        return frozenset(self._running)
 
     # -- lifecycle --------------------------------------------------------------
 
@@ -141,22 +163,31 @@ class Scheduler:
             self._running.add(repository)
             try:
                 delay = await self._run(repository)
+                self._failures.pop(repository, None)
                 if delay is not None:
                     self.schedule(repository, float(delay))
             except asyncio.CancelledError:
                 raise
+            except RetryLater as exc:
+                retry = self._retry(repository, exc.interval)
+                log.warning("%s: reconcile stopped: %s; retrying in %.0f s", repository, exc, retry)
             except Exception:
                 # Whatever went wrong stays with this repository: the worker lives on.
-                log.exception(
-                    "reconcile of %s failed; retrying in %ss", repository, RETRY_AFTER_FAILURE
-                )
-                self.schedule(repository, RETRY_AFTER_FAILURE)
+                retry = self._retry(repository, None)
+                log.exception("reconcile of %s failed; retrying in %.0f s", repository, retry)
             finally:
                 self._running.discard(repository)
             if repository in self._again:
                 self._again.discard(repository)
                 self.enqueue(repository)
             self._update_idle()
+
+    def _retry(self, repository: str, interval: float | None) -> float:
+        failures = self._failures.get(repository, 0) + 1
+        self._failures[repository] = failures
+        delay = retry_delay(failures, cap=interval)
+        self.schedule(repository, delay)
+        return delay
 
     def _update_idle(self) -> None:
         if not self._queued and not self._running:

@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.automation import Deps, run_repository
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache
 from bot.github.client import AppClient, GitHubClient
 from bot.github.repo import BlobCache
 from bot.handlers import Services
+from bot.reconcile import Deps, run_repository
 from bot.registry.credentials import CredentialStore
 from bot.registry.errors import RegistryError
 from bot.registry.scanner import RegistryScanner
@@ -131,7 +131,9 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         deps = Deps(
             store=store,
             github=clients,
-            tag_source=lambda repository: RegistryTagSource(scanner, repository=repository),
+            tag_source=lambda github_repository: RegistryTagSource(
+                scanner, github_repository=github_repository
+            ),
         )
         scheduler = Scheduler(
             lambda repository: run_repository(deps, repository),

@@ -14,19 +14,18 @@ from collections.abc import Iterable
 import aiohttp
 import pytest
 
-from bot.automation import Deps, reconcile, run_repository
-from bot.config import ImageRepositoryConfig
+from bot.config import CONFIG_PATH, ImageRepositoryConfig
 from bot.github.auth import AppCredentials
 from bot.github.client import AppClient
 from bot.github.errors import GitHubError
 from bot.handlers import Services
 from bot.handlers import router as webhook_router
-from bot.planner import CONFIG_PATH
 from bot.policy import apply_exclusions
+from bot.reconcile import Deps, reconcile, run_repository
 from bot.scheduler import Scheduler
 from bot.server import InstallationClients
 from bot.store import Store
-from bot.update.prbody import parse_state_block
+from bot.update.prbody import PullRequestState
 
 REPO = "octo-org/app"
 IMAGE = "ghcr.io/stefanprodan/podinfo"
@@ -223,8 +222,9 @@ async def test_first_run_opens_one_pr_with_the_change_list_and_a_check(world):
     assert [label["name"] if isinstance(label, dict) else label for label in pr["labels"]] == [
         "image-automation"
     ]
-    state = parse_state_block(pr["body"])
-    assert state["automation"] == "podinfo-update"
+    state = PullRequestState.parse(pr["body"])
+    assert state.automation == "podinfo-update"
+    assert state.head == world.sim.branch_sha(REPO, BRANCH)
 
     # Only the tag's bytes changed, on a branch rebuilt from main as one commit.
     assert world.sim.read_file(REPO, BRANCH, DEPLOY_PATH) == deployment("5.0.3")
@@ -297,7 +297,7 @@ async def test_a_push_webhook_from_someone_else_also_locks_the_branch(world):
             "sender": {"login": "alice", "type": "User"},
         },
     )
-    assert world.store.automation_state(REPO, "podinfo-update").human_edited
+    assert world.store.automation_state(REPO, "podinfo-update").taken_over
     outcome = await world.reconcile()
     assert outcome.automations["podinfo-update"].startswith("left alone")
     assert world.sim.branch_sha(REPO, BRANCH) == human
@@ -359,7 +359,7 @@ async def test_merged_pr_is_recorded_and_the_next_update_opens_a_new_one(world):
 
 
 def pr_change_set(pr: dict) -> str:
-    return parse_state_block(pr["body"])["changeSet"]
+    return PullRequestState.parse(pr["body"]).change_set
 
 
 async def test_a_crash_between_branch_and_pr_never_makes_a_duplicate(world):
@@ -492,7 +492,7 @@ async def test_a_broken_config_is_reported_with_file_and_line_and_nothing_is_wri
         },
     )
     outcome = await world.reconcile("octo-org/broken")
-    assert outcome.errors
+    assert outcome.problems
     assert world.sim.pulls("octo-org/broken") == []
     assert world.sim.branch_sha("octo-org/broken", BRANCH) is None
     (check,) = world.sim.check_runs("octo-org/broken")
@@ -510,7 +510,7 @@ async def test_unreadable_config_yaml_is_reported_not_raised(world):
         "octo-org/garbled", {CONFIG_PATH: b"version: 1\nimagePolicies: [\n", "a.yaml": b"a: 1\n"}
     )
     outcome = await world.reconcile("octo-org/garbled")
-    assert outcome.errors
+    assert outcome.problems
     (check,) = world.sim.check_runs("octo-org/garbled")
     assert check["conclusion"] == "failure"
     assert check["annotations"][0]["path"] == CONFIG_PATH

@@ -9,7 +9,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.planner import CONFIG_PATH
+from bot.config import CONFIG_PATH
 from tests.test_automation_lifecycle import (
     CONFIG,
     DEPLOY_PATH,
@@ -76,14 +76,16 @@ async def test_one_file_changes_with_a_warm_blob_cache(big):
     await world.reconcile()
     counts = counted(world)
     print(counts)
-    # Every request counts here, conditional ones too: exactly the issue's seven.
+    # Every request counts here, conditional ones too: the seven of issue 4, plus reading
+    # the PR before its text is rewritten (a closed PR is never edited; issue 7).
     assert counts == {
         "GET /repos/{owner}/{repo}/commits/{ref}": 1,  # head check
         "GET /repos/{owner}/{repo}/git/trees/{tree_sha}": 1,  # tree
         "GET /repos/{owner}/{repo}/git/blobs/{file_sha}": 1,  # the one changed blob
         "POST /repos/{owner}/{repo}/git/trees": 1,  # tree create
         "POST /repos/{owner}/{repo}/git/commits": 1,  # commit
-        "PATCH /repos/{owner}/{repo}/pulls/{pull_number}": 1,  # PR update (carries head.sha)
+        "GET /repos/{owner}/{repo}/pulls/{pull_number}": 1,  # PR state and head.sha (the CAS)
+        "PATCH /repos/{owner}/{repo}/pulls/{pull_number}": 1,  # PR update
         "PATCH /repos/{owner}/{repo}/git/refs/{ref}": 1,  # ref update
     }
     assert CHECK_RUN not in counts  # a routine PR update adds no check run

@@ -11,16 +11,16 @@ from hypothesis import strategies as st
 
 from bot.config import (
     AutomationConfig,
-    ConfigError,
     ImagePolicyConfig,
     LabelSelector,
     is_valid_branch_name,
     load_config,
     parse_duration,
 )
-from bot.config_yaml import MAX_CONFIG_BYTES
+from bot.config.yaml import MAX_CONFIG_BYTES
 from bot.imageref import ImageRef
 from bot.policy.model import DEFAULT_EXCLUSION_LIST, PolicySpec
+from bot.problems import Problem
 
 # design.md §2, verbatim.
 DESIGN_EXAMPLE = r"""version: 1
@@ -255,6 +255,36 @@ def test_control_characters():
 def test_bytes_with_bom_are_fine():
     config, errors = load_config(b"\xef\xbb\xbf" + REPO.encode())
     assert errors == [] and "app" in config.repositories
+
+
+def test_raw_bytes_not_utf8_are_one_problem_at_the_first_bad_byte():
+    # The server hands over the blob's bytes as they are: a Latin-1 'é' is not replaced.
+    data = "version: 1\nnamespace: caf\xe9  # caf\xe9\n".encode("latin-1")
+    config, errors = load_config(data, path="sub/dir/config.yml")
+    assert config.namespace == "default"
+    assert errors == [
+        Problem(
+            "sub/dir/config.yml",
+            2,
+            15,
+            "the file is not UTF-8 text (byte 0xe9); save it as UTF-8",
+        )
+    ]
+    assert errors[0].is_error
+    assert str(errors[0]) == (
+        "sub/dir/config.yml:2:15: the file is not UTF-8 text (byte 0xe9); save it as UTF-8"
+    )
+
+
+def test_bytes_and_text_load_alike():
+    text = DESIGN_EXAMPLE + "bogus: 1\n"
+    assert load_config(text.encode()) == load_config(text)
+
+
+def test_config_remembers_its_path_for_later_problems():
+    assert load_config(REPO)[0].path == ".github/image-automation.yml"
+    assert load_config(REPO, path="x.yml")[0].path == "x.yml"
+    assert load_config(b"\xff", path="x.yml")[0].path == "x.yml"
 
 
 def test_billion_laughs_is_refused_fast():
@@ -1055,7 +1085,7 @@ def test_errors_are_sorted_and_formatted():
         "x.yml:2:1: bogus: unknown field; expected one of version, namespace, imageRepositories, "
         "imagePolicies, imageUpdateAutomations",
     ]
-    assert ConfigError("p", 3, 4, "m").__str__() == "p:3:4: m"
+    assert Problem("p", 3, 4, "m").__str__() == "p:3:4: m"
 
 
 def test_many_errors_are_capped():

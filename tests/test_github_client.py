@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import email.utils
 import json
 import logging
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from bot.github.errors import (
     Unreachable,
     ValidationFailed,
 )
+from bot.retry_after import retry_after_seconds
 
 BASE = "https://api.example.test"
 NOW = 1_800_000_000.0
@@ -286,6 +288,127 @@ async def test_connection_error_on_post_is_not_repeated():
     with pytest.raises(Unreachable):
         await client.post("/repos/o/r/issues/1/comments", data={"body": "x"})
     assert len(client.sent) == 1
+
+
+# -- Retry-After, against the simulator ----------------------------------------------
+#
+# ``bot.retry_after`` reads the header for both clients; the registry client's side is
+# in tests/registry/test_faults.py.
+
+SIM_REPO = "octo-org/app"
+
+
+@dataclass
+class SimClient:
+    sim: Any
+    gh: GitHubClient
+    sleeps: Sleeps
+
+
+@pytest.fixture
+async def sim_client(github_sim, app_key):
+    """A GitHubClient for an installation on the simulator; its clock stands still at NOW."""
+    sim = github_sim.sim
+    app_id, private_pem, public_pem = app_key
+    sim.register_app(app_id=app_id, public_key_pem=public_pem)
+    installation = sim.create_installation(app_id, account="octo-org", repositories=[SIM_REPO])
+    sim.create_repository(SIM_REPO, files={"a.yaml": b"a"})
+    creds = AppCredentials(app_id=str(app_id), private_key=private_pem, base_url=github_sim.url)
+    async with aiohttp.ClientSession() as session:
+        sleeps = Sleeps()
+        gh = GitHubClient(
+            session,
+            creds=creds,
+            tokens=AppClient(session, creds=creds).token_cache(),  # real time: the JWT
+            installation_id=installation,
+            write_interval=0.0,
+            sleep=sleeps,
+            clock=lambda: NOW,
+        )
+        yield SimClient(sim, gh, sleeps)
+
+
+def http_date(when: float) -> str:
+    return email.utils.formatdate(when, usegmt=True)
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    [pytest.param("7", id="delta-seconds"), pytest.param(http_date(NOW + 7), id="http-date")],
+)
+async def test_retry_after_in_either_form_is_honoured(sim_client, retry_after):
+    sim_client.sim.inject(
+        method="GET",
+        route="/repos/{owner}/{repo}",
+        status=403,
+        headers={"retry-after": retry_after},
+    )
+    repository = await sim_client.gh.getitem(f"/repos/{SIM_REPO}")
+    assert repository["full_name"] == SIM_REPO
+    assert sim_client.sleeps.seconds == [7.0]
+
+
+async def test_retry_after_date_in_the_past_retries_at_once(sim_client):
+    sim_client.sim.inject(
+        method="GET",
+        route="/repos/{owner}/{repo}",
+        status=429,
+        headers={"retry-after": http_date(NOW - 3600)},
+    )
+    assert (await sim_client.gh.getitem(f"/repos/{SIM_REPO}"))["full_name"] == SIM_REPO
+    assert sim_client.sleeps.seconds == [0.0]
+
+
+@pytest.mark.parametrize(
+    "retry_after",
+    [pytest.param("3600", id="delta-seconds"), pytest.param(http_date(NOW + 3600), id="http-date")],
+)
+async def test_retry_after_beyond_max_wait_gives_up_with_rate_limited(sim_client, retry_after):
+    sim_client.gh.max_wait = 600
+    sim_client.sim.inject(
+        method="GET",
+        route="/repos/{owner}/{repo}",
+        status=403,
+        headers={"retry-after": retry_after},
+        times=None,
+    )
+    with pytest.raises(RateLimited):
+        await sim_client.gh.getitem(f"/repos/{SIM_REPO}")
+    assert sim_client.sleeps.seconds == []
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (None, None),
+        ("", None),
+        ("  ", None),
+        ("0", 0.0),
+        (" 120 ", 120.0),
+        ("1.5", 1.5),
+        ("-5", None),
+        ("soon", None),
+        ("Wed, 99 Oct 2015 07:28:00 GMT", None),
+    ],
+)
+def test_retry_after_seconds_reads_delta_seconds(value, seconds):
+    assert retry_after_seconds(value, now=NOW) == seconds
+
+
+RFC_DATE_UNIX = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 120.0),
+        ("Wed, 21 Oct 2015 07:28:00 -0000", 120.0),  # UTC without saying so
+        ("Wed, 21 Oct 2015 09:28:00 +0200", 120.0),
+        ("Wed, 21 Oct 2015 07:26:00 GMT", 0.0),  # already past: no wait
+    ],
+)
+def test_retry_after_seconds_reads_http_dates(value, seconds):
+    assert retry_after_seconds(value, now=RFC_DATE_UNIX - 120) == seconds
 
 
 # -- pacing ----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from bot.github.client import GitHubClient
 from bot.github.errors import ValidationFailed
 from bot.github.pulls import Pulls
 from bot.github.repo import BlobCache, Repo
-from tests.shared import GITHUB_DATA
+from tests.datapaths import GITHUB_DATA
 
 SCENARIOS = GITHUB_DATA / "fixtures" / "scenarios" / "api.github.com"
 FIXTURE_FILES = sorted(SCENARIOS.glob("*/normalized-fixture.json"))

@@ -369,3 +369,123 @@ async def test_check_runs_store_output_and_annotations(world):
     assert too_many.status == 422
     [stored] = sim.check_runs(REPO)
     assert len(stored["annotations"]) == 53 and stored["output"]["summary"] == "s"
+
+
+# -- merging pull requests ----------------------------------------------------------------------
+def _git(sim: GitHubSim, *args: str) -> str:
+    path = sim.repo(REPO).git.path
+    return subprocess.run(["git", "--git-dir", str(path), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()  # fmt: skip
+
+
+async def _diverged_pull(world: World) -> tuple[int, str, list[str]]:
+    """A PR with two commits on `topic` while `main` moved on (disjoint files)."""
+    sim = world.sim
+    first = sim.push(REPO, "topic", {"deploy/app.yaml": b"image: nginx:1.26.0\n"}, message="one")
+    second = sim.push(REPO, "topic", {"new.txt": b"new\n"}, message="two\n\nbody")
+    base = sim.push(REPO, "main", {"README.md": b"# app, edited\n"}, message="docs")
+    pr = await world.api.post(f"/repos/{REPO}/pulls", {"title": "Bump nginx",
+                                                       "head": "octo-org:topic", "base": "main"})  # fmt: skip
+    return pr.body["number"], base, [first, second]
+
+
+def _merged_tree_ok(sim: GitHubSim, sha: str) -> None:
+    assert sim.read_file(REPO, sha, "README.md") == b"# app, edited\n"
+    assert sim.read_file(REPO, sha, "deploy/app.yaml") == b"image: nginx:1.26.0\n"
+    assert sim.read_file(REPO, sha, "new.txt") == b"new\n"
+    assert sim.branch_sha(REPO, "main") == sha
+
+
+async def test_merge_commit_has_base_and_head_as_parents(world):
+    api, sim = world.api, world.sim
+    number, base, (_, head) = await _diverged_pull(world)
+    got = await api.get(f"/repos/{REPO}/pulls/{number}")
+    assert got.body["mergeable"] is True and got.body["mergeable_state"] == "clean"
+    reply = await api.put(f"/repos/{REPO}/pulls/{number}/merge", {"sha": head})
+    assert reply.status == 200 and reply.body["merged"] is True
+    sha = reply.body["sha"]
+    assert reply.body["message"] == "Pull Request successfully merged"
+    assert _git(sim, "rev-list", "--parents", "-n1", sha).split() == [sha, base, head]
+    assert _git(sim, "log", "-1", "--format=%s%n%b", sha) == (
+        f"Merge pull request #{number} from octo-org/topic\nBump nginx"
+    )
+    assert _git(sim, "log", "-1", "--format=%an|%cn|%ce", sha) == (
+        "image-automation[bot]|GitHub|noreply@github.com"
+    )
+    _merged_tree_ok(sim, sha)
+    _git(sim, "fsck", "--strict")
+    pr = (await api.get(f"/repos/{REPO}/pulls/{number}")).body
+    assert (pr["state"], pr["merged"], pr["merge_commit_sha"]) == ("closed", True, sha)
+    assert pr["merged_at"] and pr["closed_at"] and pr["mergeable"] is None
+    assert pr["merged_by"]["login"] == "image-automation[bot]" and pr["head"]["sha"] == head
+    listed = (await api.get(f"/repos/{REPO}/pulls?state=closed")).body
+    assert listed[0]["merged_at"] == pr["merged_at"] and listed[0]["merge_commit_sha"] == sha
+    issues = (await api.get(f"/repos/{REPO}/issues?state=closed")).body
+    assert issues[0]["pull_request"]["merged_at"] == pr["merged_at"]
+    again = await api.put(f"/repos/{REPO}/pulls/{number}/merge", {})
+    assert again.status == 405 and again.body["message"] == "Pull Request is not mergeable"
+    reopen = await api.patch(f"/repos/{REPO}/pulls/{number}", {"state": "open"})
+    assert reopen.status == 422
+
+
+async def test_squash_merge_is_one_commit_on_the_base(world):
+    api, sim = world.api, world.sim
+    number, base, _ = await _diverged_pull(world)
+    reply = await api.put(f"/repos/{REPO}/pulls/{number}/merge", {"merge_method": "squash"})
+    sha = reply.body["sha"]
+    assert _git(sim, "rev-list", "--parents", "-n1", sha).split() == [sha, base]
+    assert _git(sim, "log", "-1", "--format=%B", sha) == (
+        f"Bump nginx (#{number})\n\n* one\n\n* two\n\nbody"
+    )
+    _merged_tree_ok(sim, sha)
+    titled = await _second_pull(world)
+    reply = await api.put(f"/repos/{REPO}/pulls/{titled}/merge", {
+        "merge_method": "squash", "commit_title": "Title", "commit_message": "Message"})  # fmt: skip
+    assert _git(sim, "log", "-1", "--format=%B", reply.body["sha"]) == "Title\n\nMessage"
+
+
+async def _second_pull(world: World) -> int:
+    world.sim.push(REPO, "second", {"second.txt": b"2\n"})
+    pr = await world.api.post(f"/repos/{REPO}/pulls", {"title": "Second", "head": "octo-org:second",
+                                                       "base": "main"})  # fmt: skip
+    return pr.body["number"]
+
+
+async def test_rebase_merge_replays_each_commit(world):
+    api, sim = world.api, world.sim
+    number, base, originals = await _diverged_pull(world)
+    reply = await api.put(f"/repos/{REPO}/pulls/{number}/merge", {"merge_method": "rebase"})
+    sha = reply.body["sha"]
+    replayed = _git(sim, "rev-list", "--reverse", f"{base}..{sha}").split()
+    assert len(replayed) == 2 and not set(replayed) & set(originals)
+    assert _git(sim, "rev-list", "--parents", "-n1", replayed[0]).split() == [replayed[0], base]
+    assert [_git(sim, "log", "-1", "--format=%s|%an|%cn", c) for c in replayed] == [
+        "one|Alice|GitHub",
+        "two|Alice|GitHub",
+    ]
+    _merged_tree_ok(sim, sha)
+    assert (await api.get(f"/repos/{REPO}/pulls/{number}")).body["merge_commit_sha"] == sha
+
+
+async def test_merge_refusals(world):
+    api, sim = world.api, world.sim
+    sim.push(REPO, "topic", {"README.md": b"theirs\n"})
+    pr = await api.post(f"/repos/{REPO}/pulls", {"title": "T", "head": "octo-org:topic",
+                                                 "base": "main"})  # fmt: skip
+    number, head = pr.body["number"], pr.body["head"]["sha"]
+    url = f"/repos/{REPO}/pulls/{number}/merge"
+    stale = await api.put(url, {"sha": world.main_sha})
+    assert stale.status == 409
+    assert stale.body["message"] == "Head branch was modified. Review and try the merge again."
+    assert (await api.put(url, {"merge_method": "fast-forward"})).status == 422
+    sim.push(REPO, "main", {"README.md": b"ours\n"})  # same file, different change: conflict
+    assert (await api.get(f"/repos/{REPO}/pulls/{number}")).body["mergeable"] is False
+    for method in ("merge", "squash", "rebase"):
+        refused = await api.put(url, {"merge_method": method, "sha": head})
+        assert refused.status == 405 and refused.body["message"] == "Pull Request is not mergeable"
+    assert sim.pulls(REPO)[0]["state"] == "open"
+    await api.patch(f"/repos/{REPO}/pulls/{number}", {"state": "closed"})
+    assert (await api.put(url, {})).status == 405
+    sim.create_installation(world.app_id, "octo-org", [REPO], permissions={"contents": "read"},
+                            installation_id=4242)  # fmt: skip
+    assert (await api.put(url, {}, token=sim.issue_token(4242))).status == 403

@@ -8,8 +8,8 @@ import json
 import aiohttp
 import pytest
 
+from tests.datapaths import GITHUB_DATA
 from tests.githubsim.testkit import PERMISSIONS, Api
-from tests.shared import GITHUB_DATA
 
 SCENARIOS = GITHUB_DATA / "fixtures" / "scenarios" / "api.github.com"
 RECORDED_BASE = "https://api.github.com"

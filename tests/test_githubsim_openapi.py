@@ -1,5 +1,5 @@
 """Every simulator route answers what GitHub documents: responses validated against the
-OpenAPI subset in shared/github/openapi with an OpenAPI-3.0-aware validator."""
+OpenAPI subset in tests/data/github/openapi with an OpenAPI-3.0-aware validator."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from openapi_schema_validator import OAS30Validator, oas30_format_checker
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from tests.datapaths import GITHUB_DATA
 from tests.githubsim.testkit import PERMISSIONS, Api, app_jwt
-from tests.shared import GITHUB_DATA
 
 SPEC_PATH = GITHUB_DATA / "openapi" / "api.github.com.subset.json"
 DOC_URI = "urn:github-openapi-subset"
@@ -164,6 +164,13 @@ async def _walk_every_route(api: Api, sim, app_id: int, private_pem: str, inst: 
                                                        "status": "in_progress"})  # fmt: skip
     await api.patch(f"/repos/{REPO}/check-runs/{run.body['id']}", {
         "conclusion": "success", "output": {"title": "t", "summary": "s", "text": "x"}})  # fmt: skip
+    merge = f"/repos/{REPO}/pulls/{number}/merge"
+    await api.put(merge, {"sha": head, "merge_method": "squash"})  # 409 head modified
+    await api.put(merge, {"merge_method": "octopus"})  # 422
+    await api.put(merge, {"sha": sha, "merge_method": "merge", "commit_title": "Merge it"})
+    await api.put(merge, {})  # 405: already merged
+    await api.get(f"/repos/{REPO}/pulls/{number}")  # merged: merged_by, merge_commit_sha
+    await api.get(f"/repos/{REPO}/pulls?state=closed")
     await api.get(f"/repos/{REPO}", token="ghs_unknown")  # 401
 
 

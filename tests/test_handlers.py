@@ -8,7 +8,7 @@ from gidgethub import sansio
 from bot.handlers import Services, router
 from bot.scheduler import Scheduler
 from bot.store import AutomationState, Store
-from bot.update.prbody import state_block
+from bot.update.prbody import PullRequestState
 
 REPO = "octo-org/app"
 BRANCH = "image-automation/auto"
@@ -72,6 +72,7 @@ def pull(action: str, *, merged=False, body="", head_repo=REPO, number=9) -> dic
         "action": action,
         "number": number,
         "pull_request": {
+            "number": number,
             "merged": merged,
             "body": body,
             "head": {"ref": BRANCH, "sha": HUMAN_SHA, "repo": {"full_name": head_repo}},
@@ -84,23 +85,25 @@ def pull(action: str, *, merged=False, body="", head_repo=REPO, number=9) -> dic
 
 async def test_the_bots_own_push_changes_nothing(env):
     await env.dispatch("push", push(BRANCH, BOT_SHA))
-    assert not env.state().human_edited
+    assert not env.state().taken_over
     assert env.ran == []
 
 
 async def test_someone_elses_push_to_the_bot_branch_locks_it(env):
     await env.dispatch("push", push(BRANCH, HUMAN_SHA))
-    assert env.state().human_edited
+    assert env.state().taken_over
     assert env.store.repository(REPO).dirty
     assert env.ran == [REPO]
 
 
-async def test_a_push_to_a_bot_branch_without_an_open_pr_does_not_lock_it(env):
+async def test_an_early_push_before_the_pr_number_is_recorded_is_someone_elses(env):
+    # The bot wrote BOT_SHA, but has not recorded its PR yet: any other head is foreign.
     state = env.state()
     state.pr_number = None
     env.store.save_automation_state(state)
     await env.dispatch("push", push(BRANCH, HUMAN_SHA))
-    assert not env.state().human_edited
+    assert env.state().taken_over
+    assert env.ran == [REPO]
 
 
 async def test_deleting_the_bot_branch_forgets_what_the_bot_wrote(env):
@@ -128,7 +131,7 @@ async def test_suspended_installations_ignore_pushes(env):
 
 
 async def test_merged_is_recorded_with_the_change_set_from_the_hidden_block(env):
-    body = "Automation: ns/auto\n\n" + state_block({"automation": "auto", "changeSet": "cs-body"})
+    body = "Automation: ns/auto\n\n" + PullRequestState("auto", "cs-body").block()
     await env.dispatch("pull_request", pull("closed", merged=True, body=body))
     assert env.store.merged_prs(REPO) == [("auto", 9, "cs-body")]
     assert not env.store.is_rejected(REPO, "auto", "cs-body")
@@ -166,7 +169,7 @@ async def test_synchronize_by_the_bot_itself_is_not_a_human_edit(env):
     payload = pull("synchronize")
     payload["pull_request"]["head"]["sha"] = BOT_SHA
     await env.dispatch("pull_request", payload)
-    assert not env.state().human_edited
+    assert not env.state().taken_over
 
 
 async def test_uninstalling_drops_tokens_and_state(env):
@@ -183,6 +186,6 @@ async def test_a_close_the_bot_made_itself_is_not_a_rejection(env):
     state = env.state()
     state.forget_pull_request()  # what the reconcile does when it closes its PR
     env.store.save_automation_state(state)
-    body = state_block({"automation": "auto", "changeSet": "cs-body"})
+    body = PullRequestState("auto", "cs-body").block()
     await env.dispatch("pull_request", pull("closed", body=body))
     assert not env.store.is_rejected(REPO, "auto", "cs-body")

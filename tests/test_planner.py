@@ -76,7 +76,15 @@ async def test_failed_scan_keeps_previous_latest_and_names_the_error():
     previous = {"web": LatestRef("ghcr.io/o/web", "latest", "sha256:" + "b" * 64)}
     observation = await observe_policies(_config(), source, previous=previous)
     assert observation.latest["web"] == previous["web"]
-    assert observation.errors == {"web": "registry unreachable for ghcr.io/o/web"}
+    (problem,) = observation.errors.values()
+    assert observation.errors == {"web": problem}
+    # Located at the policy in the config file, as the check run annotates it.
+    config = _config()
+    assert (problem.path, problem.line, problem.message) == (
+        config.path,
+        config.policies["web"].line,
+        "registry unreachable for ghcr.io/o/web",
+    )
     assert observation.latest["app-stable"].tag == "1.0.0"
 
 
@@ -103,7 +111,7 @@ def test_selector_and_update_path_limit_an_automation():
         b'other: ghcr.io/o/app:1.0.0 # {"$imagepolicy": "ns:app-any"}\n'
     }
     assert set(plan.observed) == {"app-stable"}
-    assert plan.change_set and plan.body.startswith("Automation: ns/team-a")
+    assert plan.change_set and plan.body().startswith("Automation: ns/team-a")
 
 
 def test_files_without_marker_bytes_are_never_parsed():

@@ -99,10 +99,10 @@ def test_old_deliveries_are_forgotten():
 
 
 def test_forget_pull_request_clears_the_human_lock():
-    state = AutomationState("o/r", "a", pr_number=5, human_edited=True, human_noted=True)
+    state = AutomationState("o/r", "a", pr_number=5, taken_over=True, taken_over_noted=True)
     state.pr_title, state.change_set = "t", "cs"
     state.forget_pull_request()
-    assert (state.pr_number, state.human_edited, state.human_noted, state.change_set) == (
+    assert (state.pr_number, state.taken_over, state.taken_over_noted, state.change_set) == (
         None,
         False,
         False,

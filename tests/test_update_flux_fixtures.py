@@ -9,12 +9,10 @@ import pytest
 
 from bot.policy.model import LatestRef
 from bot.update import build_setters, candidate_paths, update_files
-from tests.shared import FLUX_FIXTURES
+from tests.datapaths import FLUX_FIXTURES
 
 FLUX = FLUX_FIXTURES
 SETTERS_DIR = FLUX / "internal/update/testdata/setters"
-
-pytestmark = pytest.mark.skipif(not FLUX.is_dir(), reason="shared Flux fixtures not present")
 
 
 def latest_ref(image: str) -> LatestRef:

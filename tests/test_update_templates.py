@@ -7,11 +7,12 @@ import pytest
 
 from bot.policy.model import LatestRef
 from bot.update.prbody import (
+    MAX_BODY_CHARS,
+    PullRequestState,
     change_set_id,
-    default_pr_title,
-    parse_state_block,
+    compose_body,
+    is_shortened,
     render_pr_body,
-    state_block,
 )
 from bot.update.result import Change, ObjectId, Result
 from bot.update.templates import (
@@ -326,37 +327,57 @@ def design_result() -> Result:
 
 def test_default_pr_body() -> None:
     result = design_result()
-    state = {"automation": "podinfo-update", "changeSet": change_set_id(result)}
-    body = render_pr_body(data_for(result), body_template=None, state=state)
+    state = PullRequestState("podinfo-update", change_set_id(result))
+    body = compose_body(render_pr_body(data_for(result), body_template=None), state)
     assert body.startswith(DESIGN_BLOCK + "\n")
     assert "| `flux-system:podinfo-policy:tag` | `4.0.6` | `5.0.3` |" in body
     assert f"| `podinfo-policy` | `{PODINFO}` | `5.0.3` |" in body
-    assert body.endswith(state_block(state) + "\n")
-    assert parse_state_block(body) == state
+    assert body.endswith(state.block() + "\n")
+    assert PullRequestState.parse(body) == state
 
 
 def test_default_pr_body_escapes_table_cells() -> None:
     result = Result()
     result.add_change("a.yaml", ObjectId(), Change("x|`y`", "z", "ns:p"))
-    body = render_pr_body(data_for(result), body_template=None, state={})
+    body = render_pr_body(data_for(result), body_template=None)
     assert "| `ns:p` | `x\\|'y'` | `z` |" in body
 
 
 def test_custom_body_template_keeps_the_state_block() -> None:
-    state = {"automation": "a", "changeSet": "sha256:1"}
-    body = render_pr_body(
-        data_for(design_result()), body_template="Hi {{ Repository }}", state=state
-    )
-    assert body == f"Hi org/fleet\n\n{state_block(state)}\n"
+    state = PullRequestState("a", "sha256:1", head="c0ffee")
+    text = render_pr_body(data_for(design_result()), body_template="Hi {{ Repository }}")
+    assert compose_body(text, state) == f"Hi org/fleet\n\n{state.block()}\n"
     with pytest.raises(TemplateError, match="^pullRequest.bodyTemplate:1: "):
-        render_pr_body(data_for(design_result()), body_template="{{ x.y }}", state=state)
+        render_pr_body(data_for(design_result()), body_template="{{ x.y }}")
+
+
+def test_a_body_too_long_for_github_is_shortened_at_a_line_with_a_note() -> None:
+    result = Result()
+    for i in range(2000):
+        result.add_change(f"apps/app-{i:04}.yaml", ObjectId(name=f"app-{i}"), Change("a:1", "a:2", "ns:p"))
+    text = render_pr_body(data_for(result), body_template=None)
+    assert len(text) > MAX_BODY_CHARS
+    state = PullRequestState("a", change_set_id(result))
+    body = compose_body(text, state)
+    assert len(body) <= MAX_BODY_CHARS
+    assert is_shortened(body) and not is_shortened(text)
+    kept, note = body.split("\n\n… ", 1)
+    assert text.startswith(kept + "\n")
+    hidden = len(text.splitlines()) - len(kept.splitlines())
+    assert f"{hidden} more line(s) are left out" in note
+    assert PullRequestState.parse(body) == state
 
 
 def test_state_block_cannot_be_closed_by_values() -> None:
-    state = {"automation": "a --> <!-- b", "n": [1, 2]}
-    block = state_block(state)
+    state = PullRequestState("a --> <!-- b", "x", observed={"p": {"tag": "<!--"}})
+    block = state.block()
     assert block.count("-->") == 1 and block.endswith(" -->")
-    assert parse_state_block(f"text\n{block}\n") == state
+    assert PullRequestState.parse(f"text\n{block}\n") == state
+
+
+def test_a_version_1_block_without_version_or_head_is_read() -> None:
+    body = '<!-- image-automation-bot:state {"automation":"a","changeSet":"sha256:1"} -->'
+    assert PullRequestState.parse(body) == PullRequestState("a", "sha256:1", version=1)
 
 
 @pytest.mark.parametrize(
@@ -367,64 +388,14 @@ def test_state_block_cannot_be_closed_by_values() -> None:
         "no block",
         "<!-- image-automation-bot:state {broken -->",
         "<!-- image-automation-bot:state [1] -->",
+        '<!-- image-automation-bot:state {"automation": 1, "changeSet": "x"} -->',
     ],
 )
 def test_parse_state_block_without_a_valid_block(body) -> None:
-    assert parse_state_block(body) is None
+    assert PullRequestState.parse(body) is None
 
 
 def test_parse_state_block_takes_the_last_block() -> None:
-    body = f"{state_block({'n': 1})}\nedited by a human\n{state_block({'n': 2})}"
-    assert parse_state_block(body) == {"n": 2}
-
-
-def test_change_set_id_is_stable_and_exact() -> None:
-    a = design_result()
-    b = Result()  # same changes, added in another order
-    b.add_change(
-        "podinfo-deployment.yaml",
-        deployment("podinfo"),
-        Change("4.0.6", "5.0.3", "flux-system:podinfo-policy:tag"),
-        Change(f"{PODINFO}:4.0.6", f"{PODINFO}:5.0.3", "flux-system:podinfo-policy"),
-    )
-    assert change_set_id(a) == change_set_id(b)
-    assert change_set_id(a).startswith("sha256:") and len(change_set_id(a)) == 71
-    c = design_result()
-    c.add_change("other.yaml", ObjectId(), Change("1", "2", "ns:p:tag"))
-    d = Result()
-    d.add_change(
-        "podinfo-deployment.yaml",
-        deployment("podinfo"),
-        Change("4.0.6", "5.0.4", "flux-system:podinfo-policy:tag"),
-    )
-    assert len({change_set_id(a), change_set_id(c), change_set_id(d)}) == 3
-
-
-def test_default_pr_title() -> None:
-    assert default_pr_title("podinfo-update", design_result()) == (
-        f"Update images to {PODINFO}:5.0.3 (podinfo-update)"
-    )
-    single = Result()
-    single.add_change("a.yaml", ObjectId(), Change("1.0", "1.1", "ns:p:tag"))
-    assert default_pr_title("x", single) == "Update 1.0 to 1.1"
-    assert default_pr_title("x", docs_result()).endswith("(x)")
-    long = Result()
-    long.add_change("a.yaml", ObjectId(), Change("a", "b" * 400, "ns:p"))
-    assert len(default_pr_title("x", long)) == 256
-
-
-def test_cpu_bound_template_is_stopped_by_a_step_budget():
-    """Loops that print nothing are bounded too, by steps (not by a clock)."""
-    import sys
-
-    from bot.update.templates import MAX_TEMPLATE_STEPS, TemplateError, render_template
-
-    tracer_before = sys.gettrace()
-    source = "{% set s = 'x' * 5000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}"
-    with pytest.raises(TemplateError) as excinfo:
-        render_template(source, {}, name="messageTemplate")
-    assert f"more than {MAX_TEMPLATE_STEPS} steps" in str(excinfo.value)
-    assert str(excinfo.value).startswith("messageTemplate:1:")
-    assert sys.gettrace() is tracer_before  # the tracer is removed again
-    # an ordinary loop stays well inside the budget
-    assert render_template("{% for i in range(1000) %}{% endfor %}ok", {}, name="t") == "ok"
+    first, second = PullRequestState("a", "1"), PullRequestState("a", "2")
+    body = f"{first.block()}\nedited by a human\n{second.block()}"
+    assert PullRequestState.parse(body) == second

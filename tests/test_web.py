@@ -14,7 +14,7 @@ from bot.handlers import Services
 from bot.scheduler import Scheduler
 from bot.store import AutomationState, Store
 from bot.web import make_app
-from tests.shared import GITHUB_DATA
+from tests.datapaths import GITHUB_DATA
 
 SECRET = "It's a Secret to Everybody"
 EXAMPLES = GITHUB_DATA / "webhooks" / "payload-examples" / "api.github.com"
@@ -235,7 +235,7 @@ async def test_bot_pull_request_closed_unmerged_remembers_its_change_set(web, na
     assert web.runs.repositories == ["Codertocat/Hello-World"]
 
 
-async def test_bot_pull_request_synchronize_by_someone_else_marks_it_human_edited(web):
+async def test_bot_pull_request_synchronize_by_someone_else_marks_it_taken_over(web):
     web.store.add_repository("Codertocat/Hello-World", 1)
     payload = json.loads(example("pull_request", "synchronize.payload.json"))
     web.store.save_automation_state(
@@ -249,7 +249,7 @@ async def test_bot_pull_request_synchronize_by_someone_else_marks_it_human_edite
         )
     )
     await web.deliver("pull_request", payload)
-    assert web.store.automation_state("Codertocat/Hello-World", "auto").human_edited
+    assert web.store.automation_state("Codertocat/Hello-World", "auto").taken_over
 
 
 # -- refusals --------------------------------------------------------------------------

@@ -7,7 +7,8 @@ This module adds, on top of its hooks:
 * authentication per request (installation token or app JWT), so a token
   refreshed after a 401 is used by the retry;
 * retries with bounded attempts: 5xx for requests that are safe to repeat,
-  secondary rate limits (honouring ``retry-after``), exhausted primary limits
+  secondary rate limits (honouring ``retry-after``, seconds or an HTTP date,
+  read by `bot.retry_after`), exhausted primary limits
   (until ``x-ratelimit-reset``), all with an injectable ``sleep``;
 * writes one at a time, at least ``write_interval`` apart (GitHub's
   content-creation limits);
@@ -47,6 +48,7 @@ from bot.github.errors import (
     Unreachable,
     from_http,
 )
+from bot.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -257,7 +259,7 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
     ) -> float | None:
         status = int(exc.status_code)
         headers = exc.headers
-        retry_after = _seconds(headers.get("retry-after"))
+        retry_after = retry_after_seconds(headers.get("retry-after"), now=self._clock())
         message = str(exc).lower()
         if status in (403, 429):
             if SECONDARY_LIMIT_MARKER in message or retry_after is not None:
@@ -266,7 +268,7 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
                     return retry_after
                 return SECONDARY_LIMIT_FALLBACK * 2 ** (attempt - 1)
             if headers.get("x-ratelimit-remaining") == "0":
-                reset = _seconds(headers.get("x-ratelimit-reset"))
+                reset = _epoch_seconds(headers.get("x-ratelimit-reset"))
                 if reset is None:
                     return None
                 return max(0.0, reset - self._clock()) + 1.0
@@ -394,7 +396,8 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
         raise GitHubError(f"too many redirects for GET {_path_of(current)}")
 
 
-def _seconds(value: str | None) -> float | None:
+def _epoch_seconds(value: str | None) -> float | None:
+    """A Unix time from a header such as ``x-ratelimit-reset``; None if unreadable."""
     if value is None:
         return None
     try:

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from bot.github.client import GitHubClient
-from bot.github.errors import GitHubError, ValidationFailed
+from bot.github.errors import GitHubError, Unreachable, ValidationFailed
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +46,19 @@ class Pulls:
                 return pull
         return None
 
+    async def get(self, number: int) -> dict:
+        """The PR as it is now (a conditional request: 304 while it is unchanged)."""
+        return await self.gh.getitem(
+            "/repos/{owner}/{repo}/pulls/{number}", self._vars(number=number)
+        )
+
     async def create(
         self, *, head_branch: str, base: str, title: str, body: str, draft: bool = False
     ) -> dict:
-        """Open the PR; if one already exists for the branch, return that one instead."""
+        """Open the PR; if one already exists for the branch, return that one instead.
+
+        A request that got no answer may still have opened it: look before failing.
+        """
         try:
             return await self.gh.post(
                 "/repos/{owner}/{repo}/pulls",
@@ -63,6 +72,11 @@ class Pulls:
                     "maintainer_can_modify": True,
                 },
             )
+        except Unreachable:
+            existing = await self.find_open(head_branch=head_branch, base=base)
+            if existing is None:
+                raise
+            return existing
         except ValidationFailed as exc:
             if "already exists" not in exc.message.lower():
                 raise

@@ -26,6 +26,7 @@ from bot.github.errors import (
     GitHubError,
     NotFastForward,
     NotFound,
+    Unreachable,
     ValidationFailed,
     WorkflowFilesRefused,
 )
@@ -470,6 +471,11 @@ class Repo:
                     self._vars(),
                     data={"ref": f"refs/heads/{branch}", "sha": sha},
                 )
+            except Unreachable:
+                # No answer: it may have been created all the same. Look before failing.
+                with uncached():
+                    if await self.branch_sha(branch) != sha:
+                        raise
             except ValidationFailed as exc:
                 if "already exists" not in exc.message.lower():
                     raise

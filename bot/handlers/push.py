@@ -7,13 +7,13 @@ import logging
 from gidgethub import sansio
 from gidgethub.routing import Router
 
+from bot import pullrequest
 from bot.handlers.context import Services, installation_id
 
 log = logging.getLogger(__name__)
 router = Router()
 
 BRANCH_PREFIX = "refs/heads/"
-ZERO_SHA = "0" * 40
 
 
 @router.register("push")
@@ -34,19 +34,10 @@ async def branch_pushed(event: sansio.Event, services: Services) -> None:
 
     state = store.automation_for_branch(full_name, branch)
     if state is not None and state.push_branch != state.base_branch:
-        after = payload.get("after") or ""
-        if after == ZERO_SHA:
-            # Branch deleted (after a merge, say): the next proposal starts it afresh.
-            state.written_sha = state.prior_sha = None
-            store.save_automation_state(state)
-        elif not state.bot_wrote(after) and state.pr_number is not None:
-            state.human_edited = True
-            store.save_automation_state(state)
-            log.info("%s: someone else pushed to %s; leaving it alone", full_name, branch)
-        else:
-            return  # the bot's own push
-        store.mark_dirty(full_name)
-        services.scheduler.enqueue(full_name)
+        if pullrequest.pushed(store, state, payload.get("after") or ""):
+            log.info("%s: %s was pushed to or deleted by someone else", full_name, branch)
+            store.mark_dirty(full_name)
+            services.scheduler.enqueue(full_name)
         return
 
     base_branches = {s.base_branch for s in store.automation_states(full_name)}

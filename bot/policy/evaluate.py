@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from bot.policy import alphabetical, numerical, semver
 from bot.policy.filtertags import TagFilter, compile_filter
 from bot.policy.model import (
+    DIGEST_REFLECTIONS,
+    POLICY_KINDS,
     DigestLookup,
     InvalidPolicyError,
     LatestRef,
@@ -25,8 +27,6 @@ from bot.policy.model import (
 )
 from bot.policy.tags import flux_order
 
-_KINDS = ("semver", "alphabetical", "numerical", "rolling")
-_REFLECTIONS = ("Never", "IfNotPresent", "Always")
 EMPTY_LIST_ERROR = "version list argument cannot be empty"
 NO_SEMVER_MATCH_ERROR = "unable to determine latest version from provided list"
 
@@ -80,14 +80,14 @@ def compile_policy(spec: PolicySpec | CompiledPolicy) -> CompiledPolicy:
     """Validate ``spec``; raises `InvalidPolicyError` with a message a person can act on."""
     if isinstance(spec, CompiledPolicy):
         return spec
-    if spec.kind not in _KINDS:
+    if spec.kind not in POLICY_KINDS:
         raise InvalidPolicyError(
             f"invalid policy kind '{spec.kind}': use one of semver, alphabetical, numerical, rolling"
         )
     order = str(spec.order or "asc").lower()
     if order not in ("asc", "desc"):
         raise InvalidPolicyError(f"invalid order '{spec.order}': use asc or desc")
-    if spec.digest_reflection not in _REFLECTIONS:
+    if spec.digest_reflection not in DIGEST_REFLECTIONS:
         raise InvalidPolicyError(
             f"invalid digestReflectionPolicy '{spec.digest_reflection}':"
             " use Never, IfNotPresent or Always"

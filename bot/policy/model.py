@@ -8,11 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 PolicyKind = Literal["semver", "alphabetical", "numerical", "rolling"]
 Order = Literal["asc", "desc"]
 DigestReflection = Literal["Never", "IfNotPresent", "Always"]
+
+#: The same values as tuples, for validation and messages (one home: the Literals above).
+POLICY_KINDS: tuple[str, ...] = get_args(PolicyKind)
+ORDERS: tuple[str, ...] = get_args(Order)
+DIGEST_REFLECTIONS: tuple[str, ...] = get_args(DigestReflection)
 
 #: Looks up the digest of ``tag`` in the policy's image repository.
 #: May return the digest directly or an awaitable of it; raises

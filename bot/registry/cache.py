@@ -3,7 +3,7 @@
 The identity is part of every key, so tags or digests fetched with some
 credentials are never served to a caller that does not hold the same ones;
 callers with the same credentials (or anonymous callers of a public image)
-share one entry however many repositories ask.
+share one entry however many GitHub repositories ask.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class TagEntry:
     scanned_at: float
     #: Increases with every successful scan; digests remember the one they were fetched in.
     generation: int = field(default_factory=lambda: next(_generations))
-    #: Exclusion results by pattern tuple, so many repositories share one filtering.
+    #: Exclusion results by pattern tuple, so image repositories with one list share one filtering.
     filtered: dict[tuple[str, ...], list[str]] = field(default_factory=dict)
 
 

@@ -8,12 +8,10 @@ whose message names the image and what to do, and never holds a secret.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import hashlib
 import json
 import logging
 import random
-import re
 import ssl
 import time
 from collections import Counter
@@ -24,7 +22,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
-from bot.imageref import is_loopback
+from bot.imageref import DIGEST_RE, TAG_RE, is_loopback
 from bot.registry.auth import (
     AuthKey,
     Challenge,
@@ -37,6 +35,7 @@ from bot.registry.auth import (
 )
 from bot.registry.credentials import Credential
 from bot.registry.errors import RegistryError
+from bot.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +50,7 @@ MANIFEST_ACCEPT = ", ".join(
     )
 )
 
-#: distribution/reference tag grammar: anything else in a tag list is junk.
-TAG_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
-DIGEST_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
+#: distribution/reference's tag and digest grammars; their one home is `bot.imageref`.
 
 _REDIRECTS = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS = 5
@@ -67,7 +64,7 @@ class Target:
 
     image: str  # as written in the config, for messages
     host: str  # API host[:port]
-    path: str  # repository path, e.g. library/nginx
+    path: str  # image repository path, e.g. library/nginx
     scheme: str  # https or http
     credential: Credential | None = None
     ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
@@ -126,7 +123,10 @@ class RegistryClient:
     # -- public operations -------------------------------------------------
 
     async def list_tags(self, target: Target) -> list[str]:
-        """Every valid tag of the repository, following ``Link`` pages (unsorted, unique)."""
+        """Every valid tag of the image repository, following ``Link`` pages (unsorted, unique).
+
+        Valid: distribution/reference's tag grammar (`TAG_RE`); anything else is junk.
+        """
         limits = self.settings
         url: URL | None = target.base.with_path(f"/v2/{target.path}/tags/list").with_query(
             n=str(limits.page_size)
@@ -156,7 +156,7 @@ class RegistryClient:
                 break
             previous_page = page
             for tag in page:
-                if isinstance(tag, str) and TAG_PATTERN.fullmatch(tag):
+                if isinstance(tag, str) and TAG_RE.fullmatch(tag):
                     tags[tag] = None
                 else:
                     dropped += 1
@@ -173,7 +173,7 @@ class RegistryClient:
 
     async def manifest_digest(self, target: Target, tag: str) -> str:
         """The digest of ``tag``: HEAD first, GET and hash the body if HEAD doesn't say."""
-        if not TAG_PATTERN.fullmatch(tag):
+        if not TAG_RE.fullmatch(tag):
             raise self._error(target, f"{tag!r} is not a valid tag name")
         url = target.base.with_path(f"/v2/{target.path}/manifests/{tag}")
         headers = {"Accept": MANIFEST_ACCEPT}
@@ -183,7 +183,7 @@ class RegistryClient:
         if reply.status == 404:
             raise self._error(target, f"tag {tag!r} not found (HTTP 404); check the tag exists")
         header = reply.headers.get("Docker-Content-Digest", "")
-        if reply.status == 200 and DIGEST_PATTERN.fullmatch(header):
+        if reply.status == 200 and DIGEST_RE.fullmatch(header):
             return header
         log.info(
             "%s:%s: HEAD gave HTTP %d without a digest; falling back to GET",
@@ -328,7 +328,7 @@ class RegistryClient:
             )
             last = attempt == limits.retries
             if reply.status == 429:
-                delay = _retry_after(reply.headers.get("Retry-After"))
+                delay = retry_after_seconds(reply.headers.get("Retry-After"))
                 if delay is None:
                     delay = limits.backoff * 2**attempt
                 if last or delay > limits.max_retry_after:
@@ -506,20 +506,6 @@ async def _read_capped(
                 return b"".join(chunks)[:max_bytes]
             return None
     return b"".join(chunks)
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or HTTP-date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _registry_errors(body: bytes) -> str:

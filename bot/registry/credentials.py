@@ -1,7 +1,7 @@
 """REGISTRY_CREDENTIALS: operator-kept registry credentials (design §7).
 
-The file maps a name (what a repo config writes in ``credentials:``) to the
-registry the credentials belong to, the secret, an optional extra CA and the
+The file maps a name (what an image repository writes in ``credentials:``) to
+the registry the credentials belong to, the secret, an optional extra CA and the
 GitHub repositories allowed to use them. Credentials are only ever sent to the
 registry they name (and the token realm it points to).
 
@@ -9,7 +9,7 @@ Who may use an entry (``allowed``, case-insensitive ``owner/name`` globs):
 
 - a GitHub repository: only if one of the globs matches it; an empty or
   missing list allows no GitHub repository at all;
-- a local ``plan`` (``repository=None``): only if the list is empty/missing
+- a local ``plan`` (``github_repository=None``): only if the list is empty/missing
   or contains ``"*"``, so entries reserved for some repositories are not used
   by a local run either.
 """
@@ -25,12 +25,18 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
+from bot.imageref import DOCKER_HUB_API_HOST, DOCKER_HUB_DOMAIN, DOCKER_HUB_LEGACY_DOMAIN
 from bot.registry.errors import CredentialsError
 
 _KEYS = {"registry", "username", "password", "passwordEnv", "caFile", "allowed"}
 
 # Every spelling of Docker Hub names the same registry.
-_DOCKER_HUB = {"docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com"}
+_DOCKER_HUB = {
+    DOCKER_HUB_DOMAIN,
+    DOCKER_HUB_LEGACY_DOMAIN,
+    DOCKER_HUB_API_HOST,
+    "registry.hub.docker.com",
+}
 
 
 def normalize_registry(host: str) -> str:
@@ -40,7 +46,7 @@ def normalize_registry(host: str) -> str:
         if host.startswith(prefix):
             host = host[len(prefix) :]
     host = host.split("/", 1)[0]
-    return "docker.io" if host in _DOCKER_HUB else host
+    return DOCKER_HUB_DOMAIN if host in _DOCKER_HUB else host
 
 
 @dataclass(frozen=True)
@@ -71,11 +77,12 @@ class Credential:
         ).hexdigest()[:16]
         return f"{self.name}:{digest}"
 
-    def allows(self, repository: str | None) -> bool:
-        if repository is None:
+    def allows(self, github_repository: str | None) -> bool:
+        """Whether ``github_repository`` (``owner/name``; None: a local plan) may use it."""
+        if github_repository is None:
             return not self.allowed or "*" in self.allowed
-        repo = repository.lower()
-        return any(fnmatch.fnmatchcase(repo, glob.lower()) for glob in self.allowed)
+        asking = github_repository.lower()
+        return any(fnmatch.fnmatchcase(asking, glob.lower()) for glob in self.allowed)
 
 
 class CredentialStore:
@@ -132,10 +139,10 @@ class CredentialStore:
             credentials[name] = _parse_entry(path, doc, name, entry)
         return cls(credentials, source=path)
 
-    def resolve(self, name: str, *, repository: str | None, registry: str) -> Credential:
-        """The entry ``name`` for ``registry``, if ``repository`` may use it.
+    def resolve(self, name: str, *, github_repository: str | None, registry: str) -> Credential:
+        """The entry ``name`` for ``registry``, if ``github_repository`` may use it.
 
-        ``repository`` is the GitHub ``owner/name`` asking, ``None`` for a local plan.
+        ``github_repository`` is the GitHub ``owner/name`` asking, ``None`` for a local plan.
         """
         credential = self._credentials.get(name)
         if credential is None:
@@ -143,8 +150,8 @@ class CredentialStore:
                 f"credentials {name!r} are not defined in {self._source}; ask the operator "
                 "to add them, or fix `credentials:` in the image repository"
             )
-        if not credential.allows(repository):
-            who = f"repository {repository}" if repository else "a local run"
+        if not credential.allows(github_repository):
+            who = f"repository {github_repository}" if github_repository else "a local run"
             raise CredentialsError(
                 f"credentials {name!r} are not allowed for {who}; the operator must add it "
                 f"to their `allowed` list in {self._source}"

@@ -1,8 +1,12 @@
 """Scanning image repositories: intervals, shared caches, the last good result.
 
-A scan within a repository's interval is answered from the cache without a
-request; concurrent scans of one image share one request. A failed scan keeps
+A scan within an image repository's interval is answered from the cache without
+a request; concurrent scans of one image share one request. A failed scan keeps
 the last good tags in use (``stale=True``, ``error`` set), as Flux does.
+
+Names: ``image_repository`` is an `ImageRepositoryConfig` (what a config file
+declares), ``github_repository`` the GitHub ``owner/name`` asking (None for a
+local plan), which only matters for the credentials' ``allowed`` list.
 """
 
 from __future__ import annotations
@@ -14,30 +18,31 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
+from bot.config import DEFAULT_REPOSITORY_INTERVAL, ImageRepositoryConfig
 from bot.imageref import ImageRef, default_scheme, parse_repository
 from bot.policy import apply_exclusions
-from bot.policy.model import DEFAULT_EXCLUSION_LIST, DigestLookup, PolicyError
+from bot.policy.model import DigestLookup, PolicyError
 from bot.registry.auth import TokenCache
 from bot.registry.cache import DigestCache, DigestEntry, ImageKey, TagCache, TagEntry
 from bot.registry.client import ClientSettings, RegistryClient, Target, redact
 from bot.registry.credentials import CredentialStore
 from bot.registry.errors import RegistryError
 
-if TYPE_CHECKING:
-    from bot.config import ImageRepositoryConfig
-
 log = logging.getLogger(__name__)
 
-DEFAULT_INTERVAL = 300.0
+#: How long one scan or digest request may take, unless the image repository sets ``timeout``.
+DEFAULT_SCAN_TIMEOUT = 30.0
 #: After a failed scan, callers get the failure (or the last good tags) for this
 #: long (at most the interval) instead of hammering a broken registry.
 DEFAULT_FAILURE_BACKOFF = 60.0
 
 __all__ = ["RegistryError", "RegistryScanner", "ScanResult"]
+
+_LIMITS = ClientSettings()  # the one home of the client's default limits
 
 
 @dataclass(frozen=True)
@@ -51,22 +56,22 @@ class ScanResult:
 
 
 class RegistryScanner:
-    """Scans registries for many repositories and installations, sharing what it may."""
+    """Scans registries for many image and GitHub repositories, sharing what it may."""
 
     def __init__(
         self,
         session: aiohttp.ClientSession,
         credentials: CredentialStore,
         *,
-        max_tags: int = 100_000,
-        timeout: float = 30.0,
+        max_tags: int = _LIMITS.max_tags,
+        timeout: float = DEFAULT_SCAN_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
-        page_size: int = 1000,
-        max_page_bytes: int = 16 << 20,
-        max_manifest_bytes: int = 4 << 20,
-        retries: int = 3,
-        backoff: float = 0.5,
-        max_retry_after: float = 30.0,
+        page_size: int = _LIMITS.page_size,
+        max_page_bytes: int = _LIMITS.max_page_bytes,
+        max_manifest_bytes: int = _LIMITS.max_manifest_bytes,
+        retries: int = _LIMITS.retries,
+        backoff: float = _LIMITS.backoff,
+        max_retry_after: float = _LIMITS.max_retry_after,
         failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
     ) -> None:
         self._credentials = credentials
@@ -97,42 +102,46 @@ class RegistryScanner:
 
     async def scan(
         self,
-        repo: ImageRepositoryConfig,
+        image_repository: ImageRepositoryConfig,
         *,
-        repository: str | None = None,
+        github_repository: str | None = None,
         force: bool = False,
     ) -> ScanResult:
-        """The repository's tags, scanning only when its interval has passed (or ``force``).
+        """The image repository's tags, scanning only when its interval has passed (or ``force``).
 
-        ``repository`` is the GitHub ``owner/name`` asking (for credential checks).
+        ``github_repository`` is the GitHub ``owner/name`` asking (for credential checks).
         Raises `RegistryError` when the scan fails and no good result exists.
         """
-        target = self._target(repo, repository)
-        key = self._key(repo, target)
-        interval = _seconds(getattr(repo, "interval", None), DEFAULT_INTERVAL)
+        target = self._target(image_repository, github_repository)
+        key = self._key(image_repository, target)
+        interval = _seconds(
+            getattr(image_repository, "interval", None), DEFAULT_REPOSITORY_INTERVAL
+        )
         now = self._clock()
         entry = self._tags.get(key)
         if not force:
             if entry is not None and now - entry.scanned_at < interval:
-                return self._result(repo, key, entry)
+                return self._result(image_repository, key, entry)
             failure = self._tags.failure(key)
             if failure is not None and now - failure.at < min(interval, self._failure_backoff):
-                return self._failed(repo, key, failure.message)
+                return self._failed(image_repository, key, failure.message)
         try:
-            entry = await self._single_flight(("tags", key), lambda: self._scan_now(repo, target))
+            entry = await self._single_flight(
+                ("tags", key), lambda: self._scan_now(image_repository, target)
+            )
         except RegistryError as exc:
-            return self._failed(repo, key, str(exc))
-        return self._result(repo, key, entry)
+            return self._failed(image_repository, key, str(exc))
+        return self._result(image_repository, key, entry)
 
-    async def _scan_now(self, repo: ImageRepositoryConfig, target: Target) -> TagEntry:
-        key = self._key(repo, target)
+    async def _scan_now(self, image_repository: ImageRepositoryConfig, target: Target) -> TagEntry:
+        key = self._key(image_repository, target)
         started = self._clock()
         try:
-            async with asyncio.timeout(self._timeout_for(repo)):
+            async with asyncio.timeout(self._timeout_for(image_repository)):
                 tags = await self._client.list_tags(target)
         except TimeoutError:
             message = (
-                f"{target.image}: scan timed out after {self._timeout_for(repo):g}s; the last "
+                f"{target.image}: scan timed out after {self._timeout_for(image_repository):g}s; the last "
                 "good result stays in use"
             )
             self._tags.fail(key, message, started)
@@ -151,37 +160,41 @@ class RegistryScanner:
         log.info("%s: scanned, %d tags", target.image, len(tags))
         return self._tags.store(key, tags, started)
 
-    def _result(self, repo: ImageRepositoryConfig, key: ImageKey, entry: TagEntry) -> ScanResult:
+    def _result(
+        self, image_repository: ImageRepositoryConfig, key: ImageKey, entry: TagEntry
+    ) -> ScanResult:
         return ScanResult(
-            image=repo.image,
+            image=image_repository.image,
             canonical=key[0],
-            tags=self._filtered(repo, entry),
+            tags=self._filtered(image_repository, entry),
             scanned_at=entry.scanned_at,
         )
 
-    def _failed(self, repo: ImageRepositoryConfig, key: ImageKey, message: str) -> ScanResult:
+    def _failed(
+        self, image_repository: ImageRepositoryConfig, key: ImageKey, message: str
+    ) -> ScanResult:
         entry = self._tags.get(key)
         if entry is None:
             raise RegistryError(message)
         return ScanResult(
-            image=repo.image,
+            image=image_repository.image,
             canonical=key[0],
-            tags=self._filtered(repo, entry),
+            tags=self._filtered(image_repository, entry),
             scanned_at=entry.scanned_at,
             error=message,
             stale=True,
         )
 
-    def _filtered(self, repo: ImageRepositoryConfig, entry: TagEntry) -> list[str]:
-        # Flux: an empty exclusion list means the default one.
-        patterns = tuple(getattr(repo, "exclusion_list", None) or DEFAULT_EXCLUSION_LIST)
+    def _filtered(self, image_repository: ImageRepositoryConfig, entry: TagEntry) -> list[str]:
+        # `apply_exclusions` knows what an empty list means (Flux: the default one).
+        patterns = tuple(getattr(image_repository, "exclusion_list", None) or ())
         tags = entry.filtered.get(patterns)
         if tags is None:
             try:
-                tags = apply_exclusions(entry.tags, list(patterns))
+                tags = apply_exclusions(entry.tags, patterns)
             except PolicyError as exc:
                 raise RegistryError(
-                    f"{repo.image}: invalid exclusionList: {exc}; fix the regular expression"
+                    f"{image_repository.image}: invalid exclusionList: {exc}; fix the regular expression"
                 ) from None
             entry.filtered[patterns] = tags
         return list(tags)
@@ -190,12 +203,12 @@ class RegistryScanner:
 
     def digest_lookup(
         self,
-        repo: ImageRepositoryConfig,
+        image_repository: ImageRepositoryConfig,
         *,
-        repository: str | None = None,
+        github_repository: str | None = None,
         refresh: Iterable[str] = (),
     ) -> DigestLookup:
-        """An async ``tag -> digest`` for the repository's image.
+        """An async ``tag -> digest`` for the image repository's image.
 
         Digests are cached per (image, credential identity, tag). Tags in ``refresh``
         (a rolling or alias tag, whose digest moves) are fetched again once per scan:
@@ -203,7 +216,7 @@ class RegistryScanner:
         """
         refresh_tags = frozenset(refresh)
         try:
-            target = self._target(repo, repository)
+            target = self._target(image_repository, github_repository)
         except RegistryError as exc:
             error = exc
 
@@ -212,7 +225,7 @@ class RegistryScanner:
 
             return failing
 
-        key = self._key(repo, target)
+        key = self._key(image_repository, target)
         refreshed: set[str] = set()
 
         async def lookup(tag: str) -> str:
@@ -230,21 +243,26 @@ class RegistryScanner:
             refreshed.add(tag)
             return await self._single_flight(
                 ("digest", key, tag, generation),
-                lambda: self._fetch_digest(repo, target, key, tag, generation),
+                lambda: self._fetch_digest(image_repository, target, key, tag, generation),
             )
 
         return lookup
 
     async def _fetch_digest(
-        self, repo: ImageRepositoryConfig, target: Target, key: ImageKey, tag: str, generation: int
+        self,
+        image_repository: ImageRepositoryConfig,
+        target: Target,
+        key: ImageKey,
+        tag: str,
+        generation: int,
     ) -> str:
         try:
-            async with asyncio.timeout(self._timeout_for(repo)):
+            async with asyncio.timeout(self._timeout_for(image_repository)):
                 digest = await self._client.manifest_digest(target, tag)
         except TimeoutError:
             raise RegistryError(
                 f"{target.image}: getting the digest of tag {tag!r} timed out after "
-                f"{self._timeout_for(repo):g}s"
+                f"{self._timeout_for(image_repository):g}s"
             ) from None
         except RegistryError:
             raise
@@ -270,27 +288,29 @@ class RegistryScanner:
             future.add_done_callback(lambda _f: self._inflight.pop(key, None))
         return await asyncio.shield(future)
 
-    def _target(self, repo: ImageRepositoryConfig, repository: str | None) -> Target:
-        ref = self._ref(repo)
+    def _target(
+        self, image_repository: ImageRepositoryConfig, github_repository: str | None
+    ) -> Target:
+        ref = self._ref(image_repository)
         credential = None
-        name = getattr(repo, "credentials", None)
+        name = getattr(image_repository, "credentials", None)
         if name:
             try:
                 credential = self._credentials.resolve(
-                    name, repository=repository, registry=ref.domain
+                    name, github_repository=github_repository, registry=ref.domain
                 )
             except RegistryError as exc:
-                raise type(exc)(f"{repo.image}: {exc}") from None
-        insecure = getattr(repo, "insecure", None)
+                raise type(exc)(f"{image_repository.image}: {exc}") from None
+        insecure = getattr(image_repository, "insecure", None)
         if credential is not None and credential.ca_file and not insecure:
             scheme = "https"  # an extra CA is only meaningful over TLS
         else:
             scheme = default_scheme(ref.api_host, insecure=insecure)
         ssl_context = None
         if scheme == "https" and credential is not None and credential.ca_file:
-            ssl_context = self._ssl_context(credential.ca_file, repo.image)
+            ssl_context = self._ssl_context(credential.ca_file, image_repository.image)
         return Target(
-            image=repo.image,
+            image=image_repository.image,
             host=ref.api_host,
             path=ref.path,
             scheme=scheme,
@@ -312,24 +332,24 @@ class RegistryScanner:
         return context
 
     @staticmethod
-    def _ref(repo: ImageRepositoryConfig) -> ImageRef:
-        ref = getattr(repo, "ref", None)
+    def _ref(image_repository: ImageRepositoryConfig) -> ImageRef:
+        ref = getattr(image_repository, "ref", None)
         if isinstance(ref, ImageRef):
             return ref
         try:
-            return parse_repository(repo.image)
+            return parse_repository(image_repository.image)
         except ValueError as exc:
-            raise RegistryError(f"{repo.image}: {exc}") from None
+            raise RegistryError(f"{image_repository.image}: {exc}") from None
 
     @classmethod
-    def _key(cls, repo: ImageRepositoryConfig, target: Target) -> ImageKey:
-        ref = cls._ref(repo)
+    def _key(cls, image_repository: ImageRepositoryConfig, target: Target) -> ImageKey:
+        ref = cls._ref(image_repository)
         # The scheme is part of the identity: an http and an https scan are not the same.
         identity = target.identity if target.scheme == "https" else f"http|{target.identity}"
         return (ref.canonical_name, identity)
 
-    def _timeout_for(self, repo: ImageRepositoryConfig) -> float:
-        return _seconds(getattr(repo, "timeout", None), self._timeout)
+    def _timeout_for(self, image_repository: ImageRepositoryConfig) -> float:
+        return _seconds(getattr(image_repository, "timeout", None), self._timeout)
 
 
 def _seconds(value: Any, default: float) -> float:

@@ -19,23 +19,31 @@ __all__ = ["RegistryError", "RegistryTagSource"]
 
 
 class RegistryTagSource:
-    """Tags and digests for one GitHub repository (``owner/name``; None for a local plan)."""
+    """Tags and digests of image repositories, as one GitHub repository may see them.
 
-    def __init__(self, scanner: RegistryScanner, *, repository: str | None) -> None:
+    ``github_repository`` is its ``owner/name`` (None for a local plan); it decides
+    which credentials may be used.
+    """
+
+    def __init__(self, scanner: RegistryScanner, *, github_repository: str | None) -> None:
         self._scanner = scanner
-        self._repository = repository
+        self._github_repository = github_repository
 
-    async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
+    async def tags(self, image_repository: ImageRepositoryConfig) -> list[str]:
         """Tags after the exclusion list, in Flux order; the last good ones if a scan fails.
 
         Raises `RegistryError` when no good scan result exists.
         """
-        result = await self._scanner.scan(repo, repository=self._repository)
+        result = await self._scanner.scan(
+            image_repository, github_repository=self._github_repository
+        )
         if result.stale:
-            log.warning("%s: using the last good tags: %s", repo.image, result.error)
+            log.warning("%s: using the last good tags: %s", image_repository.image, result.error)
         return result.tags
 
     def digest_lookup(
-        self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
+        self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
     ) -> DigestLookup:
-        return self._scanner.digest_lookup(repo, repository=self._repository, refresh=refresh)
+        return self._scanner.digest_lookup(
+            image_repository, github_repository=self._github_repository, refresh=refresh
+        )

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS automations (
     push_branch TEXT NOT NULL DEFAULT '', base_branch TEXT NOT NULL DEFAULT '',
     base_sha TEXT, written_sha TEXT, prior_sha TEXT, pr_number INTEGER,
     pr_title TEXT, pr_body TEXT, pr_labels TEXT, change_set TEXT,
-    human_edited INTEGER NOT NULL DEFAULT 0, human_noted INTEGER NOT NULL DEFAULT 0,
+    taken_over INTEGER NOT NULL DEFAULT 0, taken_over_noted INTEGER NOT NULL DEFAULT 0,
+    released_head TEXT,
     PRIMARY KEY (repository, automation));
 CREATE TABLE IF NOT EXISTS rejected (
     repository TEXT NOT NULL, automation TEXT NOT NULL, change_set TEXT NOT NULL,
@@ -56,6 +57,13 @@ CREATE TABLE IF NOT EXISTS merged (
     change_set TEXT, merged_at REAL NOT NULL,
     PRIMARY KEY (repository, pr_number));
 """
+
+#: Columns renamed or added since the first schema: (table, old name or None, new, type).
+MIGRATIONS = (
+    ("automations", "human_edited", "taken_over", ""),
+    ("automations", "human_noted", "taken_over_noted", ""),
+    ("automations", None, "released_head", "TEXT"),
+)
 
 #: Delivery ids older than this are forgotten (GitHub redelivers for about 3 days).
 DELIVERY_RETENTION = 14 * 24 * 3600.0
@@ -96,20 +104,29 @@ class AutomationState:
     pr_body: str | None = None
     pr_labels: list[str] = field(default_factory=list)
     change_set: str | None = None
-    human_edited: bool = False
-    human_noted: bool = False
+    #: Someone else pushed to the branch: the bot leaves it alone (see bot/pullrequest.py).
+    taken_over: bool = False
+    taken_over_noted: bool = False
+    #: The head of the bot's PR when it was closed: its commits stay reachable in the
+    #: closed PR, so the branch may be rebuilt from there.
+    released_head: str | None = None
 
     def bot_wrote(self, sha: str | None) -> bool:
         """Is `sha` a commit this bot put on its branch?"""
         return sha is not None and sha in (self.written_sha, self.prior_sha)
 
-    def forget_pull_request(self) -> None:
-        """The PR is gone (merged or closed): the branch is the bot's to rebuild again."""
+    def may_move(self, sha: str | None) -> bool:
+        """May the bot force its branch away from `sha`? Only from its own commit."""
+        return self.bot_wrote(sha) or (sha is not None and sha == self.released_head)
+
+    def forget_pull_request(self, *, head: str | None = None) -> None:
+        """The PR is gone (merged or closed at `head`): the branch is the bot's to rebuild."""
         self.pr_number = None
         self.pr_title = self.pr_body = None
         self.pr_labels = []
         self.change_set = None
-        self.human_edited = self.human_noted = False
+        self.taken_over = self.taken_over_noted = False
+        self.released_head = head
 
 
 def _observed_to_json(observed: Mapping[str, LatestRef] | None) -> str | None:
@@ -140,7 +157,18 @@ class Store:
         self._db = connection
         self._clock = clock
         self._db.executescript(SCHEMA)
+        self._migrate()
         self._db.commit()
+
+    def _migrate(self) -> None:
+        for table, old, new, kind in MIGRATIONS:
+            columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if new in columns:
+                continue
+            if old is not None and old in columns:
+                self._db.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+            elif old is None:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {new} {kind}")
 
     @classmethod
     def open(cls, url: str = "sqlite:///image-automation.db", *, clock=time.time) -> Store:
@@ -323,8 +351,8 @@ class Store:
     def _automation_from_row(self, row: tuple) -> AutomationState:
         values = dict(zip(self._AUTOMATION_COLUMNS, row, strict=True))
         values["pr_labels"] = json.loads(values["pr_labels"] or "[]")
-        values["human_edited"] = bool(values["human_edited"])
-        values["human_noted"] = bool(values["human_noted"])
+        values["taken_over"] = bool(values["taken_over"])
+        values["taken_over_noted"] = bool(values["taken_over_noted"])
         return AutomationState(**values)
 
     def automation_state(self, repository: str, automation: str) -> AutomationState:
@@ -359,12 +387,6 @@ class Store:
             f"INSERT OR REPLACE INTO automations ({', '.join(self._AUTOMATION_COLUMNS)}) "
             f"VALUES ({placeholders})",
             [int(v) if isinstance(v, bool) else v for v in values],
-        )
-
-    def delete_automation_state(self, repository: str, automation: str) -> None:
-        self._exec(
-            "DELETE FROM automations WHERE repository = ? AND automation = ?",
-            [repository, automation],
         )
 
     # -- outcomes of PRs ----------------------------------------------------------

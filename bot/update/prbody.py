@@ -13,10 +13,11 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.update.result import Result
-from bot.update.templates import MAX_OUTPUT_CHARS, render_template
+from bot.update.templates import render_template
 
 STATE_MARKER = "image-automation-bot:state"
 _STATE_BLOCK = re.compile(r"<!-- image-automation-bot:state (\{.*?\}) -->", re.DOTALL)
@@ -70,44 +71,117 @@ def default_pr_title(automation_name: str, result: Result) -> str:
     return title if len(title) <= _MAX_TITLE_CHARS else title[: _MAX_TITLE_CHARS - 1] + "…"
 
 
-def render_pr_body(
-    data: Mapping[str, Any], *, body_template: str | None, state: Mapping[str, Any]
-) -> str:
-    """The PR body: ``body_template`` (or the default) rendered, then the hidden state block.
+#: GitHub refuses a pull-request body longer than this (characters).
+MAX_BODY_CHARS = 65536
+#: The body template may render more than fits; `compose_body` shortens it. This caps memory.
+MAX_RENDERED_BODY_CHARS = 1 << 20
+SHORTENED_NOTE = (
+    "\n\n… The list is too long for a pull request: {hidden} more line(s) are left out here. "
+    "The full list is in the `image-automation` check run."
+)
 
-    Raises `TemplateError` when a user template fails.
+
+def render_pr_body(data: Mapping[str, Any], *, body_template: str | None) -> str:
+    """``body_template`` (or the default) rendered: the text above the hidden block.
+
+    Raises `TemplateError` when a user template fails. It may be longer than
+    GitHub takes; `compose_body` fits it.
     """
-    block = state_block(state)
-    budget = MAX_OUTPUT_CHARS - len(block) - 2
     source, name = (
         (DEFAULT_BODY_TEMPLATE, "default body")
         if body_template is None
         else (body_template, "pullRequest.bodyTemplate")
     )
-    body = render_template(source, data, name=name, max_chars=budget)
-    return f"{body.rstrip()}\n\n{block}\n"
+    return render_template(source, data, name=name, max_chars=MAX_RENDERED_BODY_CHARS).rstrip()
 
 
-def state_block(state: Mapping[str, Any]) -> str:
-    """An HTML comment GitHub does not display, holding ``state`` as JSON."""
-    payload = json.dumps(dict(state), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    # "<" and ">" escaped so no value can end the comment early.
-    payload = payload.replace("<", "\\u003c").replace(">", "\\u003e")
-    return f"<!-- {STATE_MARKER} {payload} -->"
+def compose_body(rendered: str, state: PullRequestState, *, limit: int = MAX_BODY_CHARS) -> str:
+    """The PR body: the rendered text, shortened at a line end to fit ``limit``, then the block."""
+    block = state.block()
+    room = limit - len(block) - 2
+    if len(rendered) + 1 > room:
+        lines = rendered.splitlines()
+        kept: list[str] = []
+        size = 0
+        for line in lines:
+            note = SHORTENED_NOTE.format(hidden=len(lines) - len(kept))
+            if size + len(line) + 1 + len(note) > room:
+                break
+            kept.append(line)
+            size += len(line) + 1
+        rendered = "\n".join(kept) + SHORTENED_NOTE.format(hidden=len(lines) - len(kept))
+    return f"{rendered}\n\n{block}\n"
 
 
-def parse_state_block(body: str | None) -> dict | None:
-    """The state of the last hidden block in ``body``, or None if there is no valid one."""
-    if not body:
+def is_shortened(body: str) -> bool:
+    return "The list is too long for a pull request" in body
+
+
+@dataclass(frozen=True)
+class PullRequestState:
+    """The hidden block in every bot PR's body: which automation proposed what, on which commit.
+
+    ``version`` lets a later bot read an older block; a block without one is
+    version 1 (no ``head``). ``head`` is the commit the bot put on the branch
+    for this text, so a bot that lost its database can still tell its own
+    branch head from someone else's push.
+    """
+
+    automation: str
+    change_set: str
+    observed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    head: str | None = None
+    version: int = 2
+
+    def block(self) -> str:
+        """An HTML comment GitHub does not display, holding the state as JSON."""
+        payload: dict[str, Any] = {
+            "version": self.version,
+            "automation": self.automation,
+            "changeSet": self.change_set,
+            "observed": {k: dict(v) for k, v in sorted(self.observed.items())},
+        }
+        if self.head is not None:
+            payload["head"] = self.head
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        # "<" and ">" escaped so no value can end the comment early.
+        text = text.replace("<", "\\u003c").replace(">", "\\u003e")
+        return f"<!-- {STATE_MARKER} {text} -->"
+
+    @classmethod
+    def parse(cls, body: str | None) -> PullRequestState | None:
+        """The state of the last valid hidden block in ``body``, or None."""
+        if not body:
+            return None
+        for match in reversed(list(_STATE_BLOCK.finditer(body))):
+            try:
+                raw = json.loads(match.group(1))
+            except ValueError:
+                continue
+            state = cls._from_json(raw)
+            if state is not None:
+                return state
         return None
-    for match in reversed(list(_STATE_BLOCK.finditer(body))):
-        try:
-            state = json.loads(match.group(1))
-        except ValueError:
-            continue
-        if isinstance(state, dict):
-            return state
-    return None
+
+    @classmethod
+    def _from_json(cls, raw: Any) -> PullRequestState | None:
+        if not isinstance(raw, dict):
+            return None
+        automation, change_set = raw.get("automation"), raw.get("changeSet")
+        version = raw.get("version", 1)
+        head = raw.get("head")
+        observed = raw.get("observed") or {}
+        if not isinstance(automation, str) or not isinstance(change_set, str):
+            return None
+        if not isinstance(version, int) or not isinstance(observed, dict):
+            return None
+        return cls(
+            automation=automation,
+            change_set=change_set,
+            observed={k: v for k, v in observed.items() if isinstance(v, dict)},
+            head=head if isinstance(head, str) else None,
+            version=version,
+        )
 
 
 def change_set_id(result: Result) -> str:

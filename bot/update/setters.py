@@ -22,6 +22,7 @@ from ruamel.yaml.resolver import VersionedResolver
 
 from bot.imageref import ImageRefError, parse_reference
 from bot.policy.model import LatestRef
+from bot.problems import Problem, warning
 from bot.update.markers import has_marker, parse_marker
 from bot.update.result import Change, ObjectId, Result
 from bot.update.yamlscan import (
@@ -57,7 +58,9 @@ class FileUpdate:
 
     content: bytes | None
     changes: list[tuple[ObjectId, Change]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    #: The 1-based line of each change's value, in the order of ``changes``.
+    lines: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -66,7 +69,9 @@ class UpdateOutcome:
 
     result: Result
     edited: dict[str, bytes] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    #: Per file, the first line that changes (where a problem about the file points).
+    first_lines: dict[str, int] = field(default_factory=dict)
 
 
 def build_setters(namespace: str, latest: MappingABC[str, LatestRef]) -> dict[str, str]:
@@ -108,6 +113,8 @@ def update_files(files: MappingABC[str, bytes], setters: MappingABC[str, str]) -
         outcome.warnings.extend(update.warnings)
         for obj, change in update.changes:
             outcome.result.add_change(path, obj, change)
+        if update.lines:
+            outcome.first_lines[path] = min(update.lines)
         if update.content is not None:
             outcome.edited[path] = update.content
     return outcome
@@ -123,25 +130,25 @@ def apply_setters(path: str, content: bytes, setters: MappingABC[str, str]) -> F
         line = content.count(b"\n", 0, exc.start) + 1
         return _skipped(path, line, "file is not valid UTF-8")
     try:
-        edits, changes = _plan(text, setters)
+        edits, changes, lines = _plan(text, setters)
     except YamlSyntaxError as exc:
         return _skipped(path, exc.line, f"not a YAML file the setters can read: {exc.message}")
     if not edits:
-        return FileUpdate(content=None, changes=changes)
+        return FileUpdate(content=None, changes=changes, lines=lines)
     new_text = _apply_edits(text, edits)
     # Self-check: the edited text must parse and already hold every value.
     try:
-        again, _ = _plan(new_text, setters)
+        again, _, _ = _plan(new_text, setters)
     except YamlSyntaxError:
         again = edits
     if again:
         return _skipped(path, 1, "editing the marked values in place failed; file left unchanged")
     # A BOM stays: it is the text's first character, never inside an edited span.
-    return FileUpdate(content=new_text.encode("utf-8"), changes=changes)
+    return FileUpdate(content=new_text.encode("utf-8"), changes=changes, lines=lines)
 
 
 def _skipped(path: str, line: int, reason: str) -> FileUpdate:
-    return FileUpdate(content=None, warnings=[f"{path}:{line}: skipped: {reason}"])
+    return FileUpdate(content=None, warnings=[warning(path, line, 0, f"skipped: {reason}")])
 
 
 # --- finding the marked scalars -------------------------------------------------------------
@@ -151,7 +158,7 @@ _Edit = tuple[int, int, str]  # character span and its replacement
 
 def _plan(
     text: str, setters: MappingABC[str, str]
-) -> tuple[list[_Edit], list[tuple[ObjectId, Change]]]:
+) -> tuple[list[_Edit], list[tuple[ObjectId, Change]], list[int]]:
     stream = parse_stream(text)
     for doc in stream.documents:
         if doc is not None and not isinstance(doc, Mapping):
@@ -160,6 +167,7 @@ def _plan(
     scanner = _MarkerScanner(text, stream.multiline_spans)
     edits: list[_Edit] = []
     changes: list[tuple[ObjectId, Change]] = []
+    lines: list[int] = []
     for doc in stream.documents:
         if doc is None:
             continue
@@ -171,8 +179,9 @@ def _plan(
             if new == scalar.value:
                 continue
             changes.append((obj, Change(scalar.value, new, setter)))
+            lines.append(scalar.line + 1)
             edits.append((scalar.start, scalar.end, _render(new, scalar.style)))
-    return edits, changes
+    return edits, changes, lines
 
 
 def _marked_candidates(doc: Mapping):

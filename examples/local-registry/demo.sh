@@ -19,7 +19,7 @@ until python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.
   sleep 0.1
 done
 
-push() { python3 -m tests.registry.push 127.0.0.1:5000 demo/podinfo "$@"; }
+push() { python3 -m tests.registryharness.push 127.0.0.1:5000 demo/podinfo "$@"; }
 push 4.0.6
 push 5.0.0
 push 5.0.3

@@ -15,7 +15,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.cli.runner import run_bot
-from tests.shared import FLUX_FIXTURES
+from tests.datapaths import FLUX_FIXTURES
 
 FLUX = FLUX_FIXTURES
 EXPECTED = json.loads((FLUX / "expected-results.json").read_text())["tests"]
@@ -92,7 +92,7 @@ def _same_yaml(a: bytes, b: bytes) -> bool:
 @pytest.fixture
 def setters_tree(tmp_path: Path) -> tuple[Path, Path, Path]:
     tree = _copy_tree(FLUX / "internal/update/testdata/setters/original", tmp_path / "tree")
-    # shared/ lost the fixture's dangling symlink in copying; put it back.
+    # The stored copy cannot hold the fixture's dangling symlink; put it back.
     (tree / "test.yaml").unlink()
     (tree / "test.yaml").symlink_to("testing.yaml")
     config = tmp_path / "config.yml"

@@ -22,10 +22,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.planner import CONFIG_PATH
-from tests.registry.push import Pusher
-from tests.registry.registry_proc import REGISTRY_BINARY, free_port, start_basic_auth_registry
-from tests.shared import REPO as CHECKOUT
+from bot.config import CONFIG_PATH
+from tests.datapaths import REPO as CHECKOUT
+from tests.registryharness.push import Pusher
+from tests.registryharness.registry_proc import (
+    REGISTRY_BINARY,
+    free_port,
+    start_basic_auth_registry,
+)
 
 pytestmark = pytest.mark.e2e
 

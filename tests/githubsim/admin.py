@@ -61,6 +61,7 @@ async def register_app(request: web.Request) -> web.Response:
     app_id = sim_of(request).register_app(
         int(body.get("app_id", 1)), body["public_key_pem"], slug=body.get("slug", "image-automation"),
         permissions=body.get("permissions"), events=body.get("events"),
+        webhook_url=body.get("webhook_url"), webhook_secret=body.get("webhook_secret"),
     )  # fmt: skip
     return json_response({"app_id": app_id}, status=201)
 
@@ -72,6 +73,7 @@ async def create_installation(request: web.Request) -> web.Response:
         int(body["app_id"]), body["account"], body.get("repositories"),
         account_type=body.get("account_type", "Organization"),
         permissions=body.get("permissions"), installation_id=body.get("installation_id"),
+        as_user=body.get("as_user"),
     )  # fmt: skip
     return json_response({"installation_id": inst}, status=201)
 
@@ -79,8 +81,36 @@ async def create_installation(request: web.Request) -> web.Response:
 @_value_errors
 async def add_installation_repositories(request: web.Request) -> web.Response:
     body = await _body(request)
-    sim_of(request).add_repositories(int(request.match_info["id"]), list(body["repositories"]))
+    sim_of(request).add_repositories(int(request.match_info["id"]), list(body["repositories"]),
+                                     as_user=body.get("as_user"))  # fmt: skip
     return json_response({})
+
+
+@_value_errors
+async def remove_installation_repositories(request: web.Request) -> web.Response:
+    body = await _body(request)
+    sim_of(request).remove_repositories(int(request.match_info["id"]),
+                                        list(body["repositories"]), as_user=body.get("as_user"))  # fmt: skip
+    return json_response({})
+
+
+@_value_errors
+async def suspend_installation(request: web.Request) -> web.Response:
+    body = await _body(request)
+    sim_of(request).suspend_installation(int(request.match_info["id"]),
+                                         bool(body.get("suspended", True)),
+                                         as_user=body.get("as_user"))  # fmt: skip
+    return json_response({})
+
+
+@_value_errors
+async def delete_installation(request: web.Request) -> web.Response:
+    sim = sim_of(request)
+    inst = int(request.match_info["id"])
+    if inst not in sim.installations:
+        raise ApiError(404, f"no installation {inst}")
+    sim.delete_installation(inst, as_user=request.query.get("as_user"))
+    return web.Response(status=204)
 
 
 @_value_errors
@@ -99,11 +129,12 @@ async def push(request: web.Request) -> web.Response:
     sim = sim_of(request)
     body = await _body(request)
     name = _known_repo(sim, _repo_name(request))
-    author = body.get("author") or {"name": "Alice", "email": "alice@example.com"}
+    author = body.get("author")
     sha = sim.push(name, body["branch"], _files(body["files"]),
                    message=body.get("message", "Update files"),
-                   author=(author["name"], author["email"]), force=bool(body.get("force")),
-                   parent=body.get("parent"))  # fmt: skip
+                   author=(author["name"], author["email"]) if author else None,
+                   force=bool(body.get("force")), parent=body.get("parent"),
+                   as_user=body.get("as_user"))  # fmt: skip
     return json_response({"sha": sha}, status=201)
 
 
@@ -175,6 +206,9 @@ ROUTES = [
     ("POST", "/_sim/apps", register_app),
     ("POST", "/_sim/installations", create_installation),
     ("POST", "/_sim/installations/{id}/repositories", add_installation_repositories),
+    ("DELETE", "/_sim/installations/{id}/repositories", remove_installation_repositories),
+    ("POST", "/_sim/installations/{id}/suspend", suspend_installation),
+    ("DELETE", "/_sim/installations/{id}", delete_installation),
     ("POST", "/_sim/repos", create_repository),
     ("POST", "/_sim/repos/{owner}/{repo}/push", push),
     ("GET", "/_sim/repos/{owner}/{repo}/file", read_file),

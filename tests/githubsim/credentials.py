@@ -9,7 +9,7 @@ import jwt
 from aiohttp import web
 
 from .protocol import ApiError, bad_credentials
-from .state import App, Installation, Token
+from .state import App, Installation, Token, User
 
 if TYPE_CHECKING:
     from .sim import GitHubSim
@@ -20,16 +20,19 @@ JWT_LEEWAY = 60.0  # GitHub tolerates some clock drift; the bot backdates iat by
 
 @dataclass(frozen=True)
 class Caller:
-    kind: str  # "app", "installation" or "anonymous"
+    kind: str  # "app", "installation", "user" or "anonymous"
     app: App | None = None
     installation: Installation | None = None
     token: Token | None = None
+    user: User | None = None
 
     @property
     def bucket(self) -> str:
         """Rate-limit bucket: one per installation (not per token) and one per App, like GitHub."""
         if self.installation is not None:
             return f"installation:{self.installation.id}"
+        if self.user is not None:
+            return f"user:{self.user.login}"
         if self.app is not None:
             return f"app:{self.app.id}"
         return "anonymous"
@@ -53,6 +56,8 @@ def resolve(sim: GitHubSim, authorization: str | None) -> Caller:
     if token is not None:
         if token.expires_at <= sim.clock():
             raise bad_credentials()
+        if token.user is not None:
+            return Caller("user", token=token, user=sim.user(token.user))
         inst = sim.installations.get(token.installation_id)
         if inst is None:
             raise bad_credentials()

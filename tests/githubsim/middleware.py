@@ -51,6 +51,7 @@ def make_middleware(sim: GitHubSim):
     @web.middleware
     async def github_behaviour(request: web.Request, handler) -> web.StreamResponse:
         template = route_template(request)
+        sim.base_url = str(request.url.origin())  # for URLs inside webhook payloads
         if template.startswith("/_sim"):
             return await _errors_as_json(handler, request)
         key = f"{request.method} {template}"

@@ -9,9 +9,10 @@ import time
 
 from aiohttp import web
 
-from . import shapes
+from . import branches, shapes
 from .credentials import CALLER
 from .gitstore import VALID_MODES, TreeEditError, entry_type, is_hex_sha
+from .people import git_identity
 from .protocol import ApiError, json_response, not_found, read_object, unprocessable
 from .routes_repos import RAW_MEDIA, accepts, base_url, repo_for
 from .sim import GitHubSim
@@ -171,9 +172,7 @@ async def create_commit(request: web.Request) -> web.Response:
         raise unprocessable("Parent SHA does not exist or is not a commit object")
     old_tree = repo.git.commit_tree(parents[0]) if parents else None
     sim.require_workflow_permission(caller, repo, old_tree, tree)
-    login, _ = sim.bot_login(caller)
-    bot = (login, f"{caller.app.id}+{login}@users.noreply.github.com")
-    author = _person(sim, body.get("author"), bot, "author")
+    author = _person(sim, body.get("author"), git_identity(sim.actor(caller)), "author")
     committer = _person(sim, body.get("committer"), author[:2], "committer")
     sha = repo.git.make_commit(tree=tree, parents=parents, message=message, author=author,
                                committer=committer)  # fmt: skip
@@ -231,8 +230,7 @@ async def create_ref(request: web.Request) -> web.Response:
     if repo.git.ref(name) is not None:
         raise unprocessable("Reference already exists")
     _check_new_commits(request, sim, repo, sha)
-    repo.git.set_ref(name, sha)
-    repo.pushed_at = sim.clock()
+    branches.update_ref(sim, repo, name, sha, sim.actor(request[CALLER]))
     return json_response(shapes.git_ref(base_url(request), repo, name, sha), status=201)
 
 
@@ -251,17 +249,16 @@ async def update_ref(request: web.Request) -> web.Response:
     if not force and not repo.git.is_ancestor(current, sha):
         raise unprocessable("Update is not a fast forward")
     _check_new_commits(request, sim, repo, sha)
-    repo.git.set_ref(name, sha)
-    repo.pushed_at = sim.clock()
+    branches.update_ref(sim, repo, name, sha, sim.actor(request[CALLER]))
     return json_response(shapes.git_ref(base_url(request), repo, name, sha))
 
 
 async def delete_ref(request: web.Request) -> web.Response:
-    _, repo = repo_for(request, "contents", "write", allow_empty=False)
+    sim, repo = repo_for(request, "contents", "write", allow_empty=False)
     name = _ref_name(request.match_info["ref"])
     if name == f"refs/heads/{repo.default_branch}":
         raise unprocessable("Cannot delete the default branch")
-    if not repo.git.delete_ref(name):
+    if not branches.update_ref(sim, repo, name, None, sim.actor(request[CALLER])):
         raise unprocessable("Reference does not exist")
     return web.Response(status=204)
 

@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from . import shapes
+from . import pullops, shapes
 from .credentials import CALLER
 from .protocol import (
     ApiError,
@@ -20,7 +20,7 @@ from .protocol import (
 )
 from .routes_repos import base_url, repo_for
 from .sim import sim_of
-from .state import Comment, Pull, Repository, allows
+from .state import Pull, Repository, allows
 
 _COLOR = re.compile(r"^[0-9a-fA-F]{6}$")
 
@@ -127,10 +127,8 @@ async def create_comment(request: web.Request) -> web.Response:
     if len(body["body"]) > 65536:
         raise validation_failed({"resource": "IssueComment", "field": "body", "code": "custom",
                                  "message": "body is too long (maximum is 65536 characters)"})  # fmt: skip
-    login, kind = sim.bot_login(request[CALLER])
-    comment = Comment(id=sim.next_id(), body=body["body"], user=login, created_at=sim.clock())
-    pr.comments.append(comment)
-    out = shapes.comment(base_url(request), repo, pr.number, comment, kind)
+    comment = pullops.comment(sim, pr, sim.actor(request[CALLER]), body["body"])
+    out = shapes.comment(base_url(request), repo, pr.number, comment, comment.user_type)
     return json_response(out, status=201)
 
 

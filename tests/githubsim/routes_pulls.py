@@ -1,23 +1,15 @@
-"""Pull requests: create (with GitHub's 422s), list with filters, get, update."""
+"""Pull requests: create (with GitHub's 422s), list with filters, get, update, merge."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
-from . import shapes
+from . import pullops, shapes
 from .credentials import CALLER
-from .protocol import ApiError, json_response, not_found, paginate, read_object, validation_failed
+from .protocol import json_response, not_found, paginate, read_object, validation_failed
 from .routes_repos import base_url, repo_for
 from .sim import sim_of
 from .state import Pull, Repository
-
-
-def _custom(message: str) -> ApiError:
-    return validation_failed({"resource": "PullRequest", "code": "custom", "message": message})
-
-
-def _invalid(field: str) -> ApiError:
-    return validation_failed({"resource": "PullRequest", "field": field, "code": "invalid"})
 
 
 def _head_branch(repo: Repository, head: str) -> str | None:
@@ -39,51 +31,30 @@ def _pull(request: web.Request, repo: Repository) -> Pull:
 
 
 def render(request: web.Request, repo: Repository, pr: Pull, *, full: bool) -> dict:
-    owner_type = sim_of(request).account_type(repo.owner)
-    return shapes.pull(base_url(request), repo, pr, owner_type, full=full)
+    sim = sim_of(request)
+    owner_type = sim.account_type(repo.owner)
+    mergeable = sim.mergeable(repo, pr) if full else None
+    return shapes.pull(base_url(request), repo, pr, owner_type, full=full, mergeable=mergeable)
 
 
 async def create_pull(request: web.Request) -> web.Response:
     sim, repo = repo_for(request, "pull_requests", "write")
     body = await read_object(request)
     title, head, base = body.get("title"), body.get("head"), body.get("base")
-    if not isinstance(head, str) or not head:
-        raise validation_failed(
-            {"resource": "PullRequest", "field": "head", "code": "missing_field"}
-        )
-    if not isinstance(base, str) or not base:
-        raise validation_failed(
-            {"resource": "PullRequest", "field": "base", "code": "missing_field"}
-        )
-    if not isinstance(title, str) or not title:
-        raise validation_failed(
-            {"resource": "PullRequest", "field": "title", "code": "missing_field"}
-        )
+    for name, value in (("head", head), ("base", base), ("title", title)):
+        if not isinstance(value, str) or not value:
+            raise validation_failed(
+                {"resource": "PullRequest", "field": name, "code": "missing_field"}
+            )
     branch = _head_branch(repo, head)
-    head_sha = repo.git.ref(f"refs/heads/{branch}") if branch else None
-    if head_sha is None:
-        raise _invalid("head")
-    base_sha = repo.git.ref(f"refs/heads/{base}")
-    if base_sha is None:
-        raise _invalid("base")
-    for pr in repo.pulls.values():
-        sim.sync_pull(repo, pr)
-        if pr.state == "open" and pr.head == branch and pr.base == base:
-            raise _custom(f"A pull request already exists for {repo.owner}:{branch}.")
-    if repo.git.is_ancestor(head_sha, base_sha):
-        raise _custom(f"No commits between {base} and {branch}")
-    login, kind = sim.bot_login(request[CALLER])
-    now = sim.clock()
-    number = repo.next_number
-    repo.next_number += 1
-    pr = Pull(
-        number=number, id=sim.next_id(), title=title, body=body.get("body"), head=branch,
-        base=base, head_sha=head_sha, base_sha=base_sha, user=login, user_type=kind,
-        draft=bool(body.get("draft", False)), created_at=now, updated_at=now,
+    if branch is None:
+        raise pullops.invalid("head")
+    pr = pullops.open_pull(
+        sim, repo, sim.actor(request[CALLER]), head=branch, base=base, title=title,
+        body=body.get("body"), draft=bool(body.get("draft", False)),
         maintainer_can_modify=bool(body.get("maintainer_can_modify", False)),
     )  # fmt: skip
-    repo.pulls[number] = pr
-    headers = {"Location": f"{base_url(request)}/repos/{repo.full_name}/pulls/{number}"}
+    headers = {"Location": f"{base_url(request)}/repos/{repo.full_name}/pulls/{pr.number}"}
     return json_response(render(request, repo, pr, full=True), status=201, headers=headers)
 
 
@@ -122,35 +93,24 @@ async def update_pull(request: web.Request) -> web.Response:
     sim, repo = repo_for(request, "pull_requests", "write")
     pr = _pull(request, repo)
     body = await read_object(request)
-    sim.sync_pull(repo, pr)
-    if "title" in body:
-        if not isinstance(body["title"], str) or not body["title"]:
-            raise _invalid("title")
-        pr.title = body["title"]
-    if "body" in body:
-        pr.body = body["body"]
-    if "base" in body:
-        if repo.git.ref(f"refs/heads/{body['base']}") is None:
-            raise _invalid("base")
-        pr.base = body["base"]
-    if "maintainer_can_modify" in body:
-        pr.maintainer_can_modify = bool(body["maintainer_can_modify"])
-    if "state" in body:
-        state = body["state"]
-        if state not in ("open", "closed"):
-            raise _invalid("state")
-        if state == "open" and pr.state == "closed":
-            if repo.git.ref(f"refs/heads/{pr.head}") is None:
-                raise _custom("Cannot reopen this pull request: the head branch was deleted.")
-            for other in repo.pulls.values():
-                if other is not pr and other.state == "open" and other.head == pr.head:
-                    raise _custom(f"A pull request already exists for {repo.owner}:{pr.head}.")
-            pr.closed_at = None
-        elif state == "closed" and pr.state == "open":
-            pr.closed_at = sim.clock()
-        pr.state = state
-    pr.updated_at = sim.clock()
+    pullops.update(sim, repo, pr, sim.actor(request[CALLER]), body)
     return json_response(render(request, repo, pr, full=True))
+
+
+async def merge_pull(request: web.Request) -> web.Response:
+    sim, repo = repo_for(request, "contents", "write")
+    pr = _pull(request, repo)
+    body = await read_object(request, allow_empty=True)
+    for key in ("commit_title", "commit_message", "sha", "merge_method"):
+        if key in body and not isinstance(body[key], str):
+            raise validation_failed({"resource": "PullRequest", "field": key, "code": "invalid"})
+    caller = request[CALLER]
+    sha = pullops.merge(sim, repo, pr, sim.actor(caller), method=body.get("merge_method", "merge"),
+                        sha=body.get("sha"), title=body.get("commit_title"),
+                        message=body.get("commit_message"), caller=caller)  # fmt: skip
+    return json_response(
+        {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
+    )
 
 
 ROUTES = [
@@ -158,4 +118,5 @@ ROUTES = [
     ("POST", "/repos/{owner}/{repo}/pulls", create_pull),
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}", get_pull),
     ("PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}", update_pull),
+    ("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/merge", merge_pull),
 ]

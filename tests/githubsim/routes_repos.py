@@ -9,9 +9,10 @@ import hmac
 
 from aiohttp import web
 
-from . import shapes
+from . import branches, shapes
 from .credentials import CALLER
 from .gitstore import MODE_DIR, MODE_FILE, MODE_SUBMODULE, MODE_SYMLINK
+from .people import git_identity
 from .protocol import (
     ApiError,
     empty_repository,
@@ -172,14 +173,14 @@ async def put_contents(request: web.Request) -> web.Response:
     blob = repo.git.add_blob(data)
     tree = repo.git.build_tree(old_tree, [(path, MODE_FILE, blob)])
     sim.require_workflow_permission(caller, repo, old_tree, tree)
-    login, _ = sim.bot_login(caller)
+    actor = sim.actor(caller)
+    name, email = git_identity(actor)
     person = body.get("author") or body.get("committer") or {}
     now = int(sim.clock())
-    author = (person.get("name", login), person.get("email", f"{login}@users.noreply"), now)
+    author = (person.get("name", name), person.get("email", email), now)
     sha = repo.git.make_commit(tree=tree, parents=[head] if head else [], message=body["message"],
                                author=author, committer=author)  # fmt: skip
-    repo.git.set_ref(f"refs/heads/{branch}", sha)
-    repo.pushed_at = sim.clock()
+    branches.update_ref(sim, repo, f"refs/heads/{branch}", sha, actor)
     base = base_url(request)
     content = shapes.content_entry(base, repo, branch, path, "file", blob, len(data))
     commit = shapes.git_commit(base, repo, sha, repo.git.commit_info(sha))

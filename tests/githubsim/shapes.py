@@ -191,7 +191,7 @@ def installation(base: str, inst: Installation, a: App) -> dict:
         "single_file_name": None,
         "has_multiple_single_files": False,
         "single_file_paths": [],
-        "suspended_by": None,
+        "suspended_by": user(base, inst.suspended_by) if inst.suspended_by else None,
         "suspended_at": iso(inst.suspended_at),
     }
 
@@ -353,7 +353,8 @@ def _branch_side(base: str, repo: Repository, owner_type: str, ref: str, sha: st
     }
 
 
-def pull(base: str, repo: Repository, pr: Pull, owner_type: str, *, full: bool) -> dict:
+def pull(base: str, repo: Repository, pr: Pull, owner_type: str, *, full: bool,
+         mergeable: bool | None = None) -> dict:  # fmt: skip
     url = f"{base}/repos/{repo.full_name}"
     html = f"{base}/{repo.full_name}/pull/{pr.number}"
     issue_url = f"{url}/issues/{pr.number}"
@@ -382,8 +383,8 @@ def pull(base: str, repo: Repository, pr: Pull, owner_type: str, *, full: bool) 
         "created_at": iso(pr.created_at),
         "updated_at": iso(pr.updated_at),
         "closed_at": iso(pr.closed_at),
-        "merged_at": None,
-        "merge_commit_sha": None,
+        "merged_at": iso(pr.merged_at),
+        "merge_commit_sha": pr.merge_commit_sha,
         "assignee": None,
         "assignees": [],
         "requested_reviewers": [],
@@ -408,12 +409,13 @@ def pull(base: str, repo: Repository, pr: Pull, owner_type: str, *, full: bool) 
         "draft": pr.draft,
     }
     if full:
+        by = pr.merged_by
         out.update(
-            merged=False,
-            mergeable=None,
-            rebaseable=None,
-            mergeable_state="unknown",
-            merged_by=None,
+            merged=pr.merged,
+            mergeable=mergeable,
+            rebaseable=mergeable,
+            mergeable_state={True: "clean", False: "dirty"}.get(mergeable, "unknown"),
+            merged_by=user(base, by.login, by.type) if by is not None else None,
             comments=len(pr.comments),
             review_comments=0,
             maintainer_can_modify=pr.maintainer_can_modify,
@@ -455,7 +457,7 @@ def issue_for_pull(base: str, repo: Repository, pr: Pull) -> dict:
             "html_url": f"{base}/{repo.full_name}/pull/{pr.number}",
             "diff_url": f"{base}/{repo.full_name}/pull/{pr.number}.diff",
             "patch_url": f"{base}/{repo.full_name}/pull/{pr.number}.patch",
-            "merged_at": None,
+            "merged_at": iso(pr.merged_at),
         },
         "closed_at": iso(pr.closed_at),
         "created_at": iso(pr.created_at),

@@ -13,9 +13,11 @@ from typing import Any
 
 from aiohttp import web
 
-from . import shapes
+from . import events, gitmerge, shapes
+from .actions import ActionsAPI
 from .credentials import Caller
-from .gitstore import MODE_FILE, WORKFLOWS_DIR, GitRepo
+from .gitstore import WORKFLOWS_DIR, GitRepo
+from .people import INSTALLER, PeopleAPI
 from .protocol import ApiError, empty_repository, not_accessible, not_found
 from .state import (
     App,
@@ -27,8 +29,10 @@ from .state import (
     RateBucket,
     Repository,
     Token,
+    User,
     allows,
 )
+from .webhooks import HooksAPI, WebhookSender
 
 SIM_KEY = web.AppKey("githubsim", object)
 DEFAULT_PERMISSIONS = {"contents": "write", "pull_requests": "write", "issues": "write",
@@ -38,8 +42,9 @@ MULTI_SEGMENT = ("path", "ref", "tree_sha", "branch", "commit_sha")
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
 
-class GitHubSim:
-    """In-process GitHub: apps, installations, tokens, git repositories, pulls, checks."""
+class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
+    """In-process GitHub: apps, installations, tokens, git repositories, pulls, checks,
+    people and webhook deliveries."""
 
     def __init__(self, root: Path | str, *, clock: Callable[[], float] = time.time) -> None:
         self.root = Path(root)
@@ -59,12 +64,19 @@ class GitHubSim:
         self.exchanges: list | None = None  # set to [] to record every API response
         self._buckets: dict[str, RateBucket] = {}
         self._ids = itertools.count(1001)
+        self._hook_ids = itertools.count(400_001)  # apart from _ids: installation ids stay put
         self.codeload_secret = secrets.token_hex(16)
+        self.users: dict[str, User] = {}  # keyed by lower-case login
+        self.hooks = WebhookSender(self)
+        self.base_url = "http://127.0.0.1"  # URLs in webhook payloads; set by the first request
+        self.mergeable_cache: dict[tuple[str, str, str], bool] = {}
 
     # -- web application ---------------------------------------------------------------------
     def make_app(self) -> web.Application:
         from . import (
             admin,
+            admin_hooks,
+            admin_people,
             routes_apps,
             routes_checks,
             routes_git,
@@ -77,16 +89,26 @@ class GitHubSim:
         app = web.Application(middlewares=[make_middleware(self)], client_max_size=200 << 20)
         app[SIM_KEY] = self
         for module in (routes_apps, routes_repos, routes_git, routes_pulls, routes_issues,
-                       routes_checks, admin):  # fmt: skip
+                       routes_checks, admin, admin_people, admin_hooks):  # fmt: skip
             for method, template, handler in module.ROUTES:
                 app.router.add_route(method, _aiohttp_pattern(template), handler)
+
+        async def start_deliveries(_app: web.Application) -> None:
+            self.hooks.kick()  # deliveries queued by setup code before the loop ran
+
+        async def stop_deliveries(_app: web.Application) -> None:
+            await self.hooks.aclose()
+
+        app.on_startup.append(start_deliveries)
+        app.on_cleanup.append(stop_deliveries)
         return app
 
     # -- setup API ---------------------------------------------------------------------------
     def register_app(self, app_id: int = 1, public_key_pem: str | bytes = "", *,
                      slug: str = "image-automation", permissions: dict[str, str] | None = None,
                      name: str | None = None, events: list[str] | None = None,
-                     owner: str = "octo-org") -> int:  # fmt: skip
+                     owner: str = "octo-org", webhook_url: str | None = None,
+                     webhook_secret: str | None = None) -> int:  # fmt: skip
         pem = public_key_pem.decode() if isinstance(public_key_pem, bytes) else public_key_pem
         if "PUBLIC KEY" not in pem:
             raise ValueError("register_app needs the App's public key in PEM form")
@@ -94,38 +116,70 @@ class GitHubSim:
             id=int(app_id), slug=slug, name=name or slug, public_key_pem=pem,
             permissions=dict(permissions or DEFAULT_PERMISSIONS),
             events=list(events or DEFAULT_EVENTS), owner=owner, created_at=self.clock(),
+            hook_id=next(self._hook_ids), webhook_url=webhook_url, webhook_secret=webhook_secret,
         )  # fmt: skip
         return int(app_id)
 
     def create_installation(self, app_id: int, account: str, repositories: list[str] | None = None,
                             *, account_type: str = "Organization",
                             permissions: dict[str, str] | None = None,
-                            installation_id: int | None = None) -> int:  # fmt: skip
-        """`repositories=None` installs on every repository of `account` ("all")."""
+                            installation_id: int | None = None,
+                            as_user: str | None = None) -> int:  # fmt: skip
+        """`repositories=None` installs on every repository of `account` ("all").
+
+        Sends `installation created` (sender: `as_user`, else the account itself when it is
+        a user, else `octocat`); so do the calls below with their events."""
         app = self.apps[int(app_id)]
         inst_id = installation_id if installation_id is not None else next(self._ids)
-        self.installations[inst_id] = Installation(
+        inst = self.installations[inst_id] = Installation(
             id=inst_id, app_id=app.id, account=account, account_type=account_type,
             repositories=None if repositories is None else set(repositories),
             permissions=dict(permissions if permissions is not None else app.permissions),
             events=list(app.events), created_at=self.clock(),
         )  # fmt: skip
+        events.installation(self, inst, "created", self._installer(inst, as_user))
         return inst_id
 
-    def add_repositories(self, installation_id: int, repositories: list[str]) -> None:
+    def _installer(self, inst: Installation, as_user: str | None) -> User:
+        if as_user is None and inst.account_type == "User":
+            as_user = inst.account
+        return self.person(as_user or INSTALLER)
+
+    def add_repositories(self, installation_id: int, repositories: list[str], *,
+                         as_user: str | None = None) -> None:  # fmt: skip
+        """`installation_repositories added` for those not yet selected ("all": no-op)."""
         inst = self.installations[installation_id]
         if inst.repositories is not None:
-            inst.repositories.update(repositories)
+            have = {r.lower() for r in inst.repositories}
+            new = [r for r in dict.fromkeys(repositories) if r.lower() not in have]
+            inst.repositories.update(new)
+            events.installation_repositories(self, inst, "added",
+                                             self._installer(inst, as_user), new)  # fmt: skip
 
-    def remove_repositories(self, installation_id: int, repositories: list[str]) -> None:
+    def remove_repositories(self, installation_id: int, repositories: list[str], *,
+                            as_user: str | None = None) -> None:  # fmt: skip
         inst = self.installations[installation_id]
         if inst.repositories is not None:
-            inst.repositories.difference_update(repositories)
+            gone = [r for r in inst.repositories if r.lower() in {n.lower() for n in repositories}]
+            inst.repositories.difference_update(gone)
+            events.installation_repositories(self, inst, "removed",
+                                             self._installer(inst, as_user), gone)  # fmt: skip
 
-    def suspend_installation(self, installation_id: int, suspended: bool = True) -> None:
-        self.installations[installation_id].suspended_at = self.clock() if suspended else None
+    def suspend_installation(self, installation_id: int, suspended: bool = True, *,
+                             as_user: str | None = None) -> None:  # fmt: skip
+        """`installation suspend` / `unsuspend` (only on a change of state)."""
+        inst = self.installations[installation_id]
+        if (inst.suspended_at is not None) == suspended:
+            return
+        who = self._installer(inst, as_user)
+        inst.suspended_at = self.clock() if suspended else None
+        inst.suspended_by = who.login if suspended else None
+        events.installation(self, inst, "suspend" if suspended else "unsuspend", who)
 
-    def delete_installation(self, installation_id: int) -> None:
+    def delete_installation(self, installation_id: int, *, as_user: str | None = None) -> None:
+        inst = self.installations.get(installation_id)
+        if inst is not None:
+            events.installation(self, inst, "deleted", self._installer(inst, as_user))
         self.installations.pop(installation_id, None)
         for key in [k for k, t in self.tokens.items() if t.installation_id == installation_id]:
             del self.tokens[key]
@@ -153,35 +207,6 @@ class GitHubSim:
             return None
         return self.push(full_name, default_branch, files, message=message, author=author)
 
-    def push(self, repo: str, branch: str, files: dict[str, bytes | None], *,
-             message: str = "Update files", author: tuple[str, str] = ("Alice", "alice@example.com"),
-             force: bool = False, parent: str | None = None) -> str:  # fmt: skip
-        """Commit `files` (None deletes) on `branch` as a person and move the branch.
-
-        The parent is the branch head (or the default branch head for a new branch); pass
-        `parent` to build elsewhere — moving the branch to a non-descendant needs `force=True`.
-        """
-        r = self.repo(repo)
-        ref = f"refs/heads/{branch}"
-        current = r.git.ref(ref)
-        base = parent or current or r.git.ref(f"refs/heads/{r.default_branch}")
-        base_tree = r.git.commit_tree(base) if base else None
-        edits = []
-        for path, data in files.items():
-            edits.append((path, MODE_FILE, None if data is None else r.git.add_blob(data)))
-        tree = r.git.build_tree(base_tree, edits)
-        now = int(self.clock())
-        sha = r.git.make_commit(tree=tree, parents=[base] if base else [], message=message,
-                                author=(*author, now), committer=(*author, now))  # fmt: skip
-        if current and not force and not r.git.is_ancestor(current, sha):
-            raise ValueError(f"push to {branch} is not a fast forward; pass force=True")
-        r.git.set_ref(ref, sha)
-        r.pushed_at = self.clock()
-        return sha
-
-    def delete_branch(self, repo: str, branch: str) -> bool:
-        return self.repo(repo).git.delete_ref(f"refs/heads/{branch}")
-
     def create_label(self, repo: str, name: str, color: str = "ededed",
                      description: str | None = None) -> None:  # fmt: skip
         self.ensure_label(self.repo(repo), name, color, description)
@@ -208,6 +233,8 @@ class GitHubSim:
                 "head": pr.head, "base": pr.base, "head_sha": pr.head_sha, "draft": pr.draft,
                 "user": pr.user, "labels": list(pr.labels),
                 "comments": [{"body": c.body, "user": c.user} for c in pr.comments],
+                "merged": pr.merged, "merged_by": pr.merged_by.login if pr.merged_by else None,
+                "merge_commit_sha": pr.merge_commit_sha,
             })  # fmt: skip
         return out
 
@@ -297,6 +324,8 @@ class GitHubSim:
         return [r for r in self.repos.values() if self._can_see(caller, r)]
 
     def _can_see(self, caller: Caller, repo: Repository) -> bool:
+        if caller.kind == "user":
+            return True  # a person's token: collaborator everywhere
         if caller.kind != "installation":
             return False
         inst, token = caller.installation, caller.token
@@ -337,20 +366,31 @@ class GitHubSim:
             )
 
     def bot_login(self, caller: Caller) -> tuple[str, str]:
-        if caller.app is not None:
-            return f"{caller.app.slug}[bot]", "Bot"
-        return "ghost", "User"
+        who = self.actor(caller)
+        return who.login, who.type
 
     def sync_pull(self, repo: Repository, pr: Pull) -> None:
         """PRs follow their branches; deleting the head branch closes the PR (as on GitHub)."""
         head = repo.git.ref(f"refs/heads/{pr.head}")
         base = repo.git.ref(f"refs/heads/{pr.base}")
+        if pr.merged:
+            return  # a merged PR keeps the head and base it was merged with
         if head is not None:
             pr.head_sha = head
         elif pr.state == "open":
             pr.state, pr.closed_at = "closed", self.clock()
         if base is not None:
             pr.base_sha = base
+
+    def mergeable(self, repo: Repository, pr: Pull) -> bool | None:
+        """GitHub's `mergeable`: computed for open PRs (path-level three-way merge), else None."""
+        base = repo.git.ref(f"refs/heads/{pr.base}")
+        if pr.state != "open" or base is None:
+            return None
+        key = (repo.full_name, base, pr.head_sha)
+        if key not in self.mergeable_cache:
+            self.mergeable_cache[key] = gitmerge.can_merge(repo.git, base, pr.head_sha)
+        return self.mergeable_cache[key]
 
     def ensure_label(self, repo: Repository, name: str, color: str = "ededed",
                      description: str | None = None) -> Label:  # fmt: skip

@@ -24,6 +24,9 @@ class App:
     events: list[str]
     owner: str
     created_at: float
+    hook_id: int = 0
+    webhook_url: str | None = None  # where the simulator POSTs this App's deliveries
+    webhook_secret: str | None = None
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Installation:
     events: list[str]
     created_at: float
     suspended_at: float | None = None
+    suspended_by: str | None = None
 
     def covers(self, full_name: str) -> bool:
         if self.repositories is None:
@@ -51,6 +55,7 @@ class Token:
     expires_at: float
     permissions: dict[str, str]
     repositories: set[str] | None  # down-scoped subset, None = whole installation
+    user: str | None = None  # a person's token (login) instead of an installation's
 
 
 @dataclass
@@ -63,11 +68,22 @@ class Label:
 
 
 @dataclass
+class User:
+    """A person's account (`type: User`) or an App's bot user (`type: Bot`)."""
+
+    login: str
+    type: str = "User"
+    name: str | None = None
+    email: str | None = None
+
+
+@dataclass
 class Comment:
     id: int
     body: str
     user: str
     created_at: float
+    user_type: str = "User"
 
 
 @dataclass
@@ -90,6 +106,13 @@ class Pull:
     maintainer_can_modify: bool = False
     labels: list[str] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
+    merged_at: float | None = None
+    merged_by: User | None = None
+    merge_commit_sha: str | None = None
+
+    @property
+    def merged(self) -> bool:
+        return self.merged_at is not None
 
 
 @dataclass

@@ -1,13 +1,20 @@
-"""Small helpers for tests that talk to the simulator over raw HTTP (not the bot's client)."""
+"""Small helpers for tests that talk to the simulator over raw HTTP (not the bot's client)
+and receive its webhook deliveries."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 import jwt
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 PERMISSIONS = {"contents": "write", "pull_requests": "write", "issues": "write",
                "checks": "write", "metadata": "read"}  # fmt: skip
@@ -68,3 +75,55 @@ class Api:
 
     async def delete(self, path: str, body: Any = None, **kw: Any) -> Reply:
         return await self.call("DELETE", path, body, **kw)
+
+
+@dataclass
+class Received:
+    """One webhook delivery as the receiver saw it."""
+
+    event: str
+    action: str | None
+    headers: dict[str, str]
+    body: bytes
+    payload: dict
+    signature_ok: bool
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 that checks `X-Hub-Signature-256` with `secret` and
+    collects deliveries; answers `status` after `delay` seconds."""
+
+    def __init__(self, secret: str | None = "s3cret") -> None:
+        self.secret = secret
+        self.received: list[Received] = []
+        self.status = 200
+        self.delay = 0.0
+        self._server: TestServer | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> Receiver:
+        app = web.Application()
+        app.router.add_post("/hook", self._handle)
+        self._server = TestServer(app, host="127.0.0.1")
+        await self._server.start_server()
+        self.url = str(self._server.make_url("/hook"))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._server.close()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        ok = False
+        if self.secret is not None:
+            want = "sha256=" + hmac.new(self.secret.encode(), body, hashlib.sha256).hexdigest()
+            ok = hmac.compare_digest(want, request.headers.get("X-Hub-Signature-256", ""))
+        payload = json.loads(body)
+        self.received.append(Received(request.headers["X-GitHub-Event"], payload.get("action"),
+                                      dict(request.headers), body, payload, ok))  # fmt: skip
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return web.Response(status=self.status)
+
+    def events(self) -> list[tuple[str, str | None]]:
+        return [(r.event, r.action) for r in self.received]

@@ -10,8 +10,9 @@ import pytest
 from bot.registry.credentials import CredentialStore
 from bot.registry.errors import CredentialsError, RegistryError
 from bot.registry.scanner import RegistryScanner
-from tests.registry.conftest import ALICE, FakeClock, Registry, repo_config
-from tests.registry.shim import Shim
+from tests.registryharness.registries import ALICE, Registry
+from tests.registryharness.scanning import FakeClock, image_repository_config
+from tests.registryharness.shim import Shim
 
 pytestmark = pytest.mark.registry
 
@@ -33,11 +34,13 @@ async def test_basic_auth(
     basic_registry: Registry, make_scanner: MakeScanner, write_credentials: WriteCredentials
 ) -> None:
     scanner = make_scanner(write_credentials(creds_yaml("basic", basic_registry.host)))
-    repo = repo_config(basic_registry.image("secret/app"), credentials="basic")
-    result = await scanner.scan(repo, repository="org/a")
+    image_repository = image_repository_config(
+        basic_registry.image("secret/app"), credentials="basic"
+    )
+    result = await scanner.scan(image_repository, github_repository="org/a")
     assert result.tags == ["1.1.0", "1.0.0"]
     assert scanner.request_counts["tags"] == 2  # challenge, then with Basic
-    await scanner.scan(repo, repository="org/a", force=True)
+    await scanner.scan(image_repository, github_repository="org/a", force=True)
     assert scanner.request_counts["tags"] == 3  # Basic is now sent at once
     assert scanner.request_counts["token"] == 0
 
@@ -51,11 +54,13 @@ async def test_basic_auth_wrong_password_shows_no_secret(
     caplog.set_level(logging.DEBUG)
     wrong = "wr0ng-Secret-xyz"
     scanner = make_scanner(write_credentials(creds_yaml("basic", basic_registry.host, wrong)))
-    repo = repo_config(basic_registry.image("secret/app"), credentials="basic")
+    image_repository = image_repository_config(
+        basic_registry.image("secret/app"), credentials="basic"
+    )
     with pytest.raises(RegistryError) as info:
-        await scanner.scan(repo, repository="org/a")
+        await scanner.scan(image_repository, github_repository="org/a")
     message = str(info.value)
-    assert message.startswith(repo.image)
+    assert message.startswith(image_repository.image)
     assert "access denied (HTTP 401)" in message
     assert "check that credentials 'basic' may pull this image" in message
     assert wrong not in message and wrong not in caplog.text
@@ -66,7 +71,7 @@ async def test_basic_auth_without_credentials(
     basic_registry: Registry, make_scanner: MakeScanner
 ) -> None:
     with pytest.raises(RegistryError, match=r"requires a login \(HTTP 401, Basic\); set `cred"):
-        await make_scanner().scan(repo_config(basic_registry.image("secret/app")))
+        await make_scanner().scan(image_repository_config(basic_registry.image("secret/app")))
 
 
 async def test_authorization_is_dropped_on_a_redirect_to_another_host(
@@ -75,11 +80,11 @@ async def test_authorization_is_dropped_on_a_redirect_to_another_host(
     shim = Shim(basic_registry.process.port).start()
     try:
         scanner = make_scanner(write_credentials(creds_yaml("basic", shim.host)))
-        repo = repo_config(f"{shim.host}/secret/app", credentials="basic")
-        await scanner.scan(repo, repository="org/a")
+        image_repository = image_repository_config(f"{shim.host}/secret/app", credentials="basic")
+        await scanner.scan(image_repository, github_repository="org/a")
         shim.log.clear()
         shim.inject("secret/app", "tags", "redirect-other-host")
-        result = await scanner.scan(repo, repository="org/a", force=True)
+        result = await scanner.scan(image_repository, github_repository="org/a", force=True)
         assert result.tags == ["1.1.0", "1.0.0"]
         sent = [(auth, host.split(":")[0]) for _m, _p, auth, host in shim.log]
         # Redirected request to localhost: no Authorization; then a fresh request succeeds.
@@ -96,13 +101,13 @@ async def test_token_auth_anonymous_pull(
     token_registry: Registry, make_scanner: MakeScanner, clock: FakeClock
 ) -> None:
     scanner = make_scanner()
-    repo = repo_config(token_registry.image("public/app"))
-    assert (await scanner.scan(repo)).tags == ["3.0.0"]
+    image_repository = image_repository_config(token_registry.image("public/app"))
+    assert (await scanner.scan(image_repository)).tags == ["3.0.0"]
     assert (scanner.request_counts["tags"], scanner.request_counts["token"]) == (2, 1)
-    await scanner.scan(repo, force=True)  # token reused
+    await scanner.scan(image_repository, force=True)  # token reused
     assert (scanner.request_counts["tags"], scanner.request_counts["token"]) == (3, 1)
     clock.advance(301)  # expired: a new one
-    await scanner.scan(repo, force=True)
+    await scanner.scan(image_repository, force=True)
     assert scanner.request_counts["token"] == 2
 
 
@@ -113,10 +118,13 @@ async def test_token_auth_private_with_credentials(
     assert server is not None
     before = server.requests["alice"]
     scanner = make_scanner(write_credentials(creds_yaml("tok", token_registry.host)))
-    repo = repo_config(token_registry.image("private/app"), credentials="tok")
-    assert (await scanner.scan(repo, repository="org/a")).tags == ["1.1.0", "1.0.0"]
+    image_repository = image_repository_config(
+        token_registry.image("private/app"), credentials="tok"
+    )
+    result = await scanner.scan(image_repository, github_repository="org/a")
+    assert result.tags == ["1.1.0", "1.0.0"]
     assert server.requests["alice"] == before + 1
-    digest = await scanner.digest_lookup(repo, repository="org/a")("1.0.0")
+    digest = await scanner.digest_lookup(image_repository, github_repository="org/a")("1.0.0")
     assert digest == token_registry.digests["private/app:1.0.0"]
     assert scanner.request_counts["token"] == 1  # same scope: token reused for HEAD
 
@@ -124,9 +132,9 @@ async def test_token_auth_private_with_credentials(
 async def test_token_auth_private_anonymous_is_insufficient_scope(
     token_registry: Registry, make_scanner: MakeScanner
 ) -> None:
-    repo = repo_config(token_registry.image("private/app"))
+    image_repository = image_repository_config(token_registry.image("private/app"))
     with pytest.raises(RegistryError) as info:
-        await make_scanner().scan(repo)
+        await make_scanner().scan(image_repository)
     message = str(info.value)
     assert "access denied (HTTP 401, insufficient_scope)" in message
     assert "the image may be private: set `credentials:`" in message
@@ -141,9 +149,11 @@ async def test_token_server_rejects_bad_password_without_leaking_it(
     caplog.set_level(logging.DEBUG)
     wrong = "Not-The-Password-123"
     scanner = make_scanner(write_credentials(creds_yaml("tok", token_registry.host, wrong)))
-    repo = repo_config(token_registry.image("private/app"), credentials="tok")
+    image_repository = image_repository_config(
+        token_registry.image("private/app"), credentials="tok"
+    )
     with pytest.raises(RegistryError) as info:
-        await scanner.scan(repo, repository="org/a")
+        await scanner.scan(image_repository, github_repository="org/a")
     message = str(info.value)
     assert "token server 127.0.0.1 rejected credentials 'tok' (HTTP 401)" in message
     assert wrong not in message and wrong not in caplog.text
@@ -153,19 +163,19 @@ async def test_private_tags_are_never_served_to_a_caller_without_the_credentials
     token_registry: Registry, make_scanner: MakeScanner, write_credentials: WriteCredentials
 ) -> None:
     scanner = make_scanner(write_credentials(creds_yaml("tok", token_registry.host)))
-    private = repo_config(token_registry.image("private/app"), credentials="tok")
-    await scanner.scan(private, repository="org/a")
-    await scanner.scan(private, repository="org/b")  # allowed too: shares the result
+    private = image_repository_config(token_registry.image("private/app"), credentials="tok")
+    await scanner.scan(private, github_repository="org/a")
+    await scanner.scan(private, github_repository="org/b")  # allowed too: shares the result
     assert scanner.request_counts["tags"] == 2
 
-    anonymous = repo_config(token_registry.image("private/app"))
+    anonymous = image_repository_config(token_registry.image("private/app"))
     with pytest.raises(RegistryError, match="access denied"):
-        await scanner.scan(anonymous, repository="evil/x")
+        await scanner.scan(anonymous, github_repository="evil/x")
     assert scanner.request_counts["tags"] == 4  # its own (failing) request
     with pytest.raises(CredentialsError, match="not allowed for repository evil/x"):
-        await scanner.scan(private, repository="evil/x")
+        await scanner.scan(private, github_repository="evil/x")
     with pytest.raises(CredentialsError, match="not allowed for repository evil/x"):
-        await scanner.digest_lookup(private, repository="evil/x")("1.0.0")
+        await scanner.digest_lookup(private, github_repository="evil/x")("1.0.0")
     assert scanner.request_counts["tags"] == 4 and scanner.request_counts["manifest_head"] == 0
 
 
@@ -173,9 +183,9 @@ async def test_tokens_are_per_credential(
     token_registry: Registry, make_scanner: MakeScanner, write_credentials: WriteCredentials
 ) -> None:
     scanner = make_scanner(write_credentials(creds_yaml("tok", token_registry.host)))
-    await scanner.scan(repo_config(token_registry.image("public/app")))
-    with_creds = repo_config(token_registry.image("public/app"), credentials="tok")
-    await scanner.scan(with_creds, repository="org/a")
+    await scanner.scan(image_repository_config(token_registry.image("public/app")))
+    with_creds = image_repository_config(token_registry.image("public/app"), credentials="tok")
+    await scanner.scan(with_creds, github_repository="org/a")
     assert scanner.request_counts["token"] == 2
     assert scanner.request_counts["tags"] == 4
 
@@ -194,9 +204,9 @@ async def test_tls_with_extra_ca(
     scanner = make_scanner(
         write_credentials(tls_creds("ca", tls_registry.host, tls_registry.tls.ca_file))
     )
-    repo = repo_config(tls_registry.image("tls/app"), credentials="ca")
-    assert (await scanner.scan(repo)).tags == ["1.0.0"]
-    digest = await scanner.digest_lookup(repo)("1.0.0")
+    image_repository = image_repository_config(tls_registry.image("tls/app"), credentials="ca")
+    assert (await scanner.scan(image_repository)).tags == ["1.0.0"]
+    digest = await scanner.digest_lookup(image_repository)("1.0.0")
     assert digest == tls_registry.digests["tls/app:1.0.0"]
 
 
@@ -205,11 +215,11 @@ async def test_tls_with_the_wrong_ca_is_a_clear_error(
 ) -> None:
     other = tls_registry.extra["other_ca"]
     scanner = make_scanner(write_credentials(tls_creds("ca", tls_registry.host, other)))
-    repo = repo_config(tls_registry.image("tls/app"), credentials="ca")
+    image_repository = image_repository_config(tls_registry.image("tls/app"), credentials="ca")
     with pytest.raises(RegistryError) as info:
-        await scanner.scan(repo)
+        await scanner.scan(image_repository)
     message = str(info.value)
-    assert message.startswith(repo.image)
+    assert message.startswith(image_repository.image)
     assert "TLS certificate of 127.0.0.1 is not trusted" in message
     assert "set caFile" in message
 
@@ -217,9 +227,10 @@ async def test_tls_with_the_wrong_ca_is_a_clear_error(
 async def test_tls_without_ca_uses_system_trust_only(
     tls_registry: Registry, make_scanner: MakeScanner
 ) -> None:
-    repo = repo_config(tls_registry.image("tls/app"), insecure=False)  # https on loopback
+    # https on loopback
+    image_repository = image_repository_config(tls_registry.image("tls/app"), insecure=False)
     with pytest.raises(RegistryError, match="is not trusted"):
-        await make_scanner().scan(repo)
+        await make_scanner().scan(image_repository)
 
 
 async def test_plain_http_is_used_only_where_allowed(
@@ -227,4 +238,4 @@ async def test_plain_http_is_used_only_where_allowed(
 ) -> None:
     # Loopback defaults to http: a TLS registry then answers 400, a clear error.
     with pytest.raises(RegistryError, match="HTTP 400"):
-        await make_scanner().scan(repo_config(tls_registry.image("tls/app")))
+        await make_scanner().scan(image_repository_config(tls_registry.image("tls/app")))

@@ -37,17 +37,22 @@ def test_load_and_resolve(
 ) -> None:
     monkeypatch.setenv("HUB_TOKEN_FOR_TEST", "hub-secret")
     store = write_credentials(GOOD)
-    cred = store.resolve("ghcr-readonly", repository="my-org/app", registry="ghcr.io")
+    cred = store.resolve("ghcr-readonly", github_repository="my-org/app", registry="ghcr.io")
     assert (cred.username, cred.password, cred.registry) == (
         "x-access-token",
         "gh-secret-123",
         "ghcr.io",
     )
-    assert store.resolve("ghcr-readonly", repository="other/repo", registry="ghcr.io") is cred
-    hub = store.resolve("hub", repository=None, registry="index.docker.io")
+    assert (
+        store.resolve("ghcr-readonly", github_repository="other/repo", registry="ghcr.io") is cred
+    )
+    hub = store.resolve("hub", github_repository=None, registry="index.docker.io")
     assert hub.password == "hub-secret"
-    assert store.resolve("open", repository="anyone/x", registry="localhost:5000").name == "open"
-    assert store.resolve("local-only", repository=None, registry="registry.example.com")
+    assert (
+        store.resolve("open", github_repository="anyone/x", registry="localhost:5000").name
+        == "open"
+    )
+    assert store.resolve("local-only", github_repository=None, registry="registry.example.com")
 
 
 def test_password_never_in_repr_or_str(
@@ -55,7 +60,7 @@ def test_password_never_in_repr_or_str(
 ) -> None:
     monkeypatch.setenv("HUB_TOKEN_FOR_TEST", "hub-secret")
     store = write_credentials(GOOD)
-    cred = store.resolve("ghcr-readonly", repository="my-org/app", registry="ghcr.io")
+    cred = store.resolve("ghcr-readonly", github_repository="my-org/app", registry="ghcr.io")
     for text in (repr(cred), str(cred), repr(store)):
         assert "gh-secret-123" not in text
     assert "gh-secret-123" not in cred.identity
@@ -63,7 +68,7 @@ def test_password_never_in_repr_or_str(
 
 
 @pytest.mark.parametrize(
-    ("name", "repository", "registry", "message"),
+    ("name", "github_repository", "registry", "message"),
     [
         ("nope", "my-org/app", "ghcr.io", "'nope' are not defined in .*credentials.yml"),
         ("ghcr-readonly", "evil/app", "ghcr.io", "not allowed for repository evil/app"),
@@ -76,14 +81,14 @@ def test_resolve_refuses(
     write_credentials: Callable[[str], CredentialStore],
     monkeypatch: pytest.MonkeyPatch,
     name: str,
-    repository: str | None,
+    github_repository: str | None,
     registry: str,
     message: str,
 ) -> None:
     monkeypatch.setenv("HUB_TOKEN_FOR_TEST", "hub-secret")
     store = write_credentials(GOOD)
     with pytest.raises(RegistryError, match=message) as info:
-        store.resolve(name, repository=repository, registry=registry)
+        store.resolve(name, github_repository=github_repository, registry=registry)
     assert "secret" not in str(info.value)
 
 

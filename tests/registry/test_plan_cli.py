@@ -47,8 +47,8 @@ released: {image}:0.9.0 # {{"$imagepolicy": "apps:released"}}
 """
 
 
-def _plan(repo: Path) -> dict:
-    proc = run_bot("plan", repo, "--json")
+def _plan(checkout: Path) -> dict:
+    proc = run_bot("plan", checkout, "--json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -62,12 +62,12 @@ def test_plan_scans_the_registry_for_semver_rolling_and_alias(plain_registry, tm
     pusher.image("cli/app", "sha256-abc.sig", salt="cli-sig")  # excluded by default
     assert len({d100, d110, d200}) == 3
 
-    repo = tmp_path / "repo"
-    (repo / ".github").mkdir(parents=True)
-    (repo / ".github/image-automation.yml").write_text(CONFIG.format(image=image))
-    (repo / "app.yaml").write_text(MANIFEST.format(image=image, zeros="0" * 64))
+    checkout = tmp_path / "repo"
+    (checkout / ".github").mkdir(parents=True)
+    (checkout / ".github/image-automation.yml").write_text(CONFIG.format(image=image))
+    (checkout / "app.yaml").write_text(MANIFEST.format(image=image, zeros="0" * 64))
 
-    plan = _plan(repo)
+    plan = _plan(checkout)
     assert plan["policyErrors"] == {}
     assert plan["observedPolicies"] == {
         "stable": {"name": image, "tag": "1.1.0", "digest": d110},
@@ -88,19 +88,19 @@ def test_plan_scans_the_registry_for_semver_rolling_and_alias(plain_registry, tm
 
     # latest moves to 2.0.0: rolling sees the new digest, aliasOf follows it
     pusher.image("cli/app", "latest", salt="cli-200")
-    plan = _plan(repo)
+    plan = _plan(checkout)
     assert plan["observedPolicies"]["rolling"] == {"name": image, "tag": "latest", "digest": d200}
     assert plan["observedPolicies"]["released"]["tag"] == "2.0.0"
     assert plan["observedPolicies"]["stable"]["tag"] == "1.1.0"
 
 
 def test_plan_reports_an_unreachable_registry_clearly(tmp_path):
-    repo = tmp_path / "repo"
-    (repo / ".github").mkdir(parents=True)
+    checkout = tmp_path / "repo"
+    (checkout / ".github").mkdir(parents=True)
     image = "127.0.0.1:9/nothing/here"  # port 9 (discard): nothing listens
-    (repo / ".github/image-automation.yml").write_text(CONFIG.format(image=image))
-    (repo / "app.yaml").write_text(MANIFEST.format(image=image, zeros="0" * 64))
-    proc = run_bot("plan", repo, "--json")
+    (checkout / ".github/image-automation.yml").write_text(CONFIG.format(image=image))
+    (checkout / "app.yaml").write_text(MANIFEST.format(image=image, zeros="0" * 64))
+    proc = run_bot("plan", checkout, "--json")
     assert proc.returncode == 1
     errors = json.loads(proc.stdout)["policyErrors"]
     assert set(errors) == {"stable", "rolling", "released"}

@@ -10,7 +10,8 @@ import pytest
 from bot.policy import flux_order
 from bot.registry.errors import RegistryError
 from bot.registry.scanner import RegistryScanner
-from tests.registry.conftest import SEMVER_TAGS, TENK_TAGS, FakeClock, Registry, repo_config
+from tests.registryharness.registries import SEMVER_TAGS, TENK_TAGS, Registry
+from tests.registryharness.scanning import FakeClock, image_repository_config
 
 pytestmark = pytest.mark.registry
 
@@ -27,11 +28,11 @@ async def test_scan_lists_tags_in_flux_order_after_default_exclusions(
     plain_registry: Registry, make_scanner: MakeScanner, clock: FakeClock
 ) -> None:
     scanner = make_scanner()
-    repo = repo_config(plain_registry.image("app/semver"))
-    result = await scanner.scan(repo)
+    image_repository = image_repository_config(plain_registry.image("app/semver"))
+    result = await scanner.scan(image_repository)
     expected = flux_order(t for t in SEMVER_TAGS if not t.endswith(".sig"))
     assert result.tags == expected
-    assert result.image == repo.image
+    assert result.image == image_repository.image
     assert result.canonical == plain_registry.image("app/semver")
     assert (result.error, result.stale, result.scanned_at) == (None, False, clock.now)
     assert scanner.request_counts["tags"] == 1
@@ -41,32 +42,36 @@ async def test_custom_exclusion_list_replaces_the_default(
     plain_registry: Registry, make_scanner: MakeScanner
 ) -> None:
     scanner = make_scanner()
-    repo = repo_config(plain_registry.image("app/semver"), exclusion_list=["^latest$", "-rc"])
-    result = await scanner.scan(repo)
+    image_repository = image_repository_config(
+        plain_registry.image("app/semver"), exclusion_list=["^latest$", "-rc"]
+    )
+    result = await scanner.scan(image_repository)
     assert result.tags == ["sha256-abc.sig", "2.0.0", "1.2.0", "1.1.0", "1.0.0"]
 
 
 async def test_invalid_exclusion_regex_is_a_clear_error(
     plain_registry: Registry, make_scanner: MakeScanner
 ) -> None:
-    repo = repo_config(plain_registry.image("app/semver"), exclusion_list=["(unclosed"])
+    image_repository = image_repository_config(
+        plain_registry.image("app/semver"), exclusion_list=["(unclosed"]
+    )
     with pytest.raises(RegistryError, match=r"app/semver: invalid exclusionList"):
-        await make_scanner().scan(repo)
+        await make_scanner().scan(image_repository)
 
 
 async def test_interval_serves_cache_then_rescans(
     plain_registry: Registry, make_scanner: MakeScanner, clock: FakeClock
 ) -> None:
     scanner = make_scanner()
-    repo = repo_config(plain_registry.image("app/semver"), interval=60.0)
-    first = await scanner.scan(repo)
+    image_repository = image_repository_config(plain_registry.image("app/semver"), interval=60.0)
+    first = await scanner.scan(image_repository)
     clock.advance(59)
-    assert (await scanner.scan(repo)).scanned_at == first.scanned_at
+    assert (await scanner.scan(image_repository)).scanned_at == first.scanned_at
     assert scanner.request_counts["tags"] == 1
-    await scanner.scan(repo, force=True)
+    await scanner.scan(image_repository, force=True)
     assert scanner.request_counts["tags"] == 2
     clock.advance(60)
-    later = await scanner.scan(repo)
+    later = await scanner.scan(image_repository)
     assert scanner.request_counts["tags"] == 3
     assert later.scanned_at == clock.now
 
@@ -75,29 +80,29 @@ async def test_200_repositories_with_the_same_image_make_one_scan(
     plain_registry: Registry, make_scanner: MakeScanner, clock: FakeClock
 ) -> None:
     scanner = make_scanner()
-    repos = [
-        repo_config(plain_registry.image("app/semver"), name=f"r{i}", interval=300.0)
+    image_repositories = [
+        image_repository_config(plain_registry.image("app/semver"), name=f"r{i}", interval=300.0)
         for i in range(200)
     ]
     results = await asyncio.gather(
-        *(scanner.scan(r, repository=f"org/r{i}") for i, r in enumerate(repos))
+        *(scanner.scan(r, github_repository=f"org/r{i}") for i, r in enumerate(image_repositories))
     )
-    results += [await scanner.scan(r) for r in repos]
+    results += [await scanner.scan(r) for r in image_repositories]
     assert scanner.request_counts["tags"] == 1
     assert all(r.tags == results[0].tags for r in results)
     clock.advance(300)
-    await asyncio.gather(*(scanner.scan(r) for r in repos))
+    await asyncio.gather(*(scanner.scan(r) for r in image_repositories))
     assert scanner.request_counts["tags"] == 2  # one scan per interval in total
 
 
 async def test_unknown_repository_is_a_clear_error_without_cache(
     plain_registry: Registry, make_scanner: MakeScanner
 ) -> None:
-    repo = repo_config(plain_registry.image("does/not-exist"))
+    image_repository = image_repository_config(plain_registry.image("does/not-exist"))
     with pytest.raises(RegistryError) as info:
-        await make_scanner().scan(repo)
+        await make_scanner().scan(image_repository)
     message = str(info.value)
-    assert message.startswith(repo.image)
+    assert message.startswith(image_repository.image)
     assert "HTTP 404" in message and "NAME_UNKNOWN" in message
     assert "check the image name" in message
 
@@ -113,7 +118,7 @@ async def test_pagination_small_pages(
     assert shim is not None
     shim.page_limit, shim.absolute_links = page_limit, absolute
     scanner = make_scanner()
-    result = await scanner.scan(repo_config(plain_registry.image("app/paged")))
+    result = await scanner.scan(image_repository_config(plain_registry.image("app/paged")))
     assert result.tags == flux_order(f"p{i:02d}" for i in range(30))
     assert scanner.request_counts["tags"] == -(-30 // page_limit)
     first = next(path for _method, path, _auth, _host in shim.log if "/tags/list" in path)
@@ -128,7 +133,7 @@ async def test_ten_thousand_tags(
     assert shim is not None
     shim.page_limit = page_limit
     scanner = make_scanner()
-    result = await scanner.scan(repo_config(plain_registry.image("bench/tenk")))
+    result = await scanner.scan(image_repository_config(plain_registry.image("bench/tenk")))
     assert len(result.tags) == len(TENK_TAGS) + 1
     assert result.tags == flux_order([*TENK_TAGS, "latest"])
     pages = -(-10_001 // min(page_limit or 1000, 1000))
@@ -140,4 +145,4 @@ async def test_tag_cap_is_a_clear_error(
 ) -> None:
     scanner = make_scanner(max_tags=5_000)
     with pytest.raises(RegistryError, match="more than 5000 tags"):
-        await scanner.scan(repo_config(plain_registry.image("bench/tenk")))
+        await scanner.scan(image_repository_config(plain_registry.image("bench/tenk")))

@@ -1,0 +1,152 @@
+"""The file as a whole: ``version``, ``namespace``, the three lists, and the
+references between them (a policy's ``imageRepositoryRef``, unique names).
+
+One broken entry is dropped and reported; the others load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ruamel.yaml.nodes import Node
+
+from bot.config import automations, policies, repositories
+from bot.config.checker import Checker, did_you_mean, value_node
+from bot.config.grammar import is_dns_label
+from bot.config.model import Config
+from bot.config.yaml import compose_yaml
+from bot.problems import Problem
+
+_TOP_FIELDS = (
+    "version",
+    "namespace",
+    "imageRepositories",
+    "imagePolicies",
+    "imageUpdateAutomations",
+)
+
+Reader = Callable[[Checker, Node, str, dict[str, Node], str], Any]
+
+
+def read_config(data: str | bytes, path: str) -> tuple[Config, list[Problem]]:
+    check = Checker(path)
+    root, problem = compose_yaml(data, path)
+    if problem is not None or root is None:
+        assert problem is not None
+        return Config(path=path), [problem]
+    top = check.mapping(root, "", _TOP_FIELDS)
+    config = Config(path=path)
+    if top is None:
+        return config, check.finish()
+
+    version = top.get("version")
+    if version is None:
+        check.error(root, "version", "missing; add 'version: 1' at the top of the file")
+    elif check.integer(version, "version") not in (None, 1):
+        check.error(version, "version", "must be 1 (the only config format so far)")
+
+    if "namespace" in top:
+        namespace = check.string(top["namespace"], "namespace")
+        if namespace is not None:
+            if is_dns_label(namespace):
+                config.namespace = check.namespace = namespace
+            else:
+                check.error(
+                    top["namespace"],
+                    "namespace",
+                    f"'{namespace}' is not a valid namespace; use up to 63 lowercase letters, "
+                    "digits and '-', starting and ending with a letter or digit",
+                )
+
+    declared_repositories: set[str] = set()
+    for item, where in check.items(top.get("imageRepositories"), "imageRepositories"):
+        repo = _read_entry(
+            check,
+            item,
+            where,
+            repositories.read_repository,
+            repositories.FIELDS,
+            declared_repositories,
+        )
+        if repo is not None:
+            _add_unique(check, config.repositories, repo, item, where, "imageRepositories")
+
+    declared_policies: set[str] = set()
+    for item, where in check.items(top.get("imagePolicies"), "imagePolicies"):
+        policy = _read_entry(
+            check, item, where, policies.read_policy, policies.FIELDS, declared_policies
+        )
+        if policy is None:
+            continue
+        if policy.repository not in config.repositories:
+            ref_node = value_node(item, "imageRepositoryRef")
+            if policy.repository in declared_repositories:
+                check.error(
+                    ref_node,
+                    f"{where}.imageRepositoryRef",
+                    f"image repository '{policy.repository}' has errors (reported above); "
+                    "this policy is skipped until they are fixed",
+                )
+            else:
+                check.error(
+                    ref_node,
+                    f"{where}.imageRepositoryRef",
+                    f"no image repository named '{policy.repository}'"
+                    f"{did_you_mean(policy.repository, config.repositories)}; "
+                    "add it under imageRepositories or fix the name",
+                )
+            continue
+        _add_unique(check, config.policies, policy, item, where, "imagePolicies")
+
+    declared_automations: set[str] = set()
+    for item, where in check.items(top.get("imageUpdateAutomations"), "imageUpdateAutomations"):
+        automation = _read_entry(
+            check,
+            item,
+            where,
+            automations.read_automation,
+            automations.FIELDS,
+            declared_automations,
+        )
+        if automation is not None:
+            _add_unique(
+                check, config.automations, automation, item, where, "imageUpdateAutomations"
+            )
+    return config, check.finish()
+
+
+def _read_entry(
+    check: Checker,
+    item: Node,
+    where: str,
+    reader: Reader,
+    allowed: tuple[str, ...],
+    declared: set[str],
+) -> Any:
+    """Read one list entry; None (and errors recorded) if anything in it is wrong."""
+    before = check.count
+    fields = check.mapping(item, where, allowed)
+    if fields is None:
+        return None
+    name = check.object_name(fields, item, where)
+    if name is not None:
+        declared.add(name)
+    obj = reader(check, item, where, fields, name or "")
+    if check.count > before or name is None:
+        return None
+    return obj
+
+
+def _add_unique(
+    check: Checker, into: dict[str, Any], obj: Any, item: Node, where: str, section: str
+) -> None:
+    if obj.name in into:
+        check.error(
+            value_node(item, "name"),
+            f"{where}.name",
+            f"'{obj.name}' is already used in {section} (line {into[obj.name].line}); "
+            "names must be unique, rename one",
+        )
+        return
+    into[obj.name] = obj

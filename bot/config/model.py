@@ -1,0 +1,116 @@
+"""What a loaded config is: the dataclasses the rest of the bot reads, and their defaults.
+
+Pure data, no validation: the readers in this package only build these from a
+file that passed every check (design §2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bot.imageref import ImageRef
+from bot.policy.model import DEFAULT_EXCLUSION_LIST, PolicySpec
+
+CONFIG_PATH = ".github/image-automation.yml"
+DEFAULT_NAMESPACE = "default"
+DEFAULT_REPOSITORY_INTERVAL = 300.0  # 5m
+DEFAULT_AUTOMATION_INTERVAL = 1800.0  # 30m
+DEFAULT_POLICY_INTERVAL = 600.0  # 10m, Flux's default for digestReflectionPolicy: Always
+MIN_TIMEOUT = 1.0  # Flux raises any shorter timeout to 1s
+MAX_EXCLUSION_LIST = 25  # Flux's CRD limit
+DEFAULT_AUTHOR_NAME = "image-automation[bot]"
+PUSH_BRANCH_PREFIX = "image-automation/"
+UPDATE_STRATEGIES = ("Setters",)  # update.strategy: Flux knows only this one
+
+
+@dataclass
+class ImageRepositoryConfig:
+    name: str
+    image: str  # verbatim; becomes LatestRef.name
+    ref: ImageRef
+    interval: float = DEFAULT_REPOSITORY_INTERVAL
+    timeout: float | None = None  # None: the scanner's default (30s), not the interval as in Flux
+    exclusion_list: tuple[str, ...] = DEFAULT_EXCLUSION_LIST  # effective list
+    insecure: bool | None = None  # None: plain http only for loopback
+    credentials: str | None = None
+    line: int = 0
+
+
+@dataclass
+class ImagePolicyConfig:
+    name: str
+    repository: str
+    spec: PolicySpec
+    labels: dict[str, str] = field(default_factory=dict)
+    interval: float | None = None  # set only with digestReflectionPolicy: Always
+    line: int = 0
+
+
+@dataclass
+class LabelSelector:
+    match_labels: dict[str, str] = field(default_factory=dict)
+    match_expressions: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        """Kubernetes semantics: every matchLabels pair and every expression must hold."""
+        if any(labels.get(key) != value for key, value in self.match_labels.items()):
+            return False
+        for key, operator, values in self.match_expressions:
+            present = key in labels
+            if operator == "In" and not (present and labels[key] in values):
+                return False
+            if operator == "NotIn" and present and labels[key] in values:
+                return False
+            if operator == "Exists" and not present:
+                return False
+            if operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
+#: matchExpressions operators, in the order `LabelSelector.matches` handles them.
+SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+@dataclass
+class AutomationConfig:
+    name: str
+    interval: float = DEFAULT_AUTOMATION_INTERVAL
+    checkout_branch: str | None = None  # None: the repository's default branch
+    push_branch: str = ""  # "" is replaced by image-automation/<name>
+    author_name: str = DEFAULT_AUTHOR_NAME
+    author_email: str = ""  # "": the GitHub App's own bot identity
+    message_template: str | None = None
+    message_template_values: dict[str, str] = field(default_factory=dict)
+    update_path: str = "."
+    strategy: str = UPDATE_STRATEGIES[0]
+    policy_selector: LabelSelector | None = None  # None: every policy
+    pr_title: str | None = None
+    pr_body_template: str | None = None
+    pr_labels: list[str] = field(default_factory=list)
+    pr_draft: bool = False
+    line: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.push_branch:
+            self.push_branch = f"{PUSH_BRANCH_PREFIX}{self.name}"
+
+    def selects(self, policy: ImagePolicyConfig) -> bool:
+        return self.policy_selector is None or self.policy_selector.matches(policy.labels)
+
+
+@dataclass
+class Config:
+    version: int = 1
+    path: str = CONFIG_PATH  # the file, as `load_config` was told; problems found later name it
+    namespace: str = DEFAULT_NAMESPACE
+    repositories: dict[str, ImageRepositoryConfig] = field(default_factory=dict)
+    policies: dict[str, ImagePolicyConfig] = field(default_factory=dict)
+    automations: dict[str, AutomationConfig] = field(default_factory=dict)
+
+    def shortest_interval(self) -> float:
+        """How often the repository is due: its shortest automation or image interval."""
+        intervals = [a.interval for a in self.automations.values()]
+        intervals += [r.interval for r in self.repositories.values()]
+        return min((i for i in intervals if i), default=DEFAULT_REPOSITORY_INTERVAL)

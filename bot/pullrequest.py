@@ -1,0 +1,404 @@
+"""One automation's branch and pull request: the one owner of both, as a state machine.
+
+The reconcile calls `propose` (PR mode) or `commit_directly` (direct mode);
+the webhook handlers call `pushed`, `closed` and `reopened`. Nothing else
+moves the bot's branch or touches its PR, and the state lives in one
+`AutomationState` row.
+
+States::
+
+    none        no PR open; the branch is absent, or holds a commit the bot wrote
+                (or the head of a PR that was closed, whose commits that PR keeps)
+    open        the bot's PR is open and its branch head is the commit the bot wrote
+    taken over  someone else's commit is on the branch: the bot never moves it, says
+                why once (PR comment and check run), and each run looks whether it
+                was given back (PR closed, branch deleted or reset to the bot's commit)
+    direct      push branch == checkout branch (Flux's mode): fast-forward commits, no PR
+
+Transitions (→ what a person sees)::
+
+    none       --propose: changes-->       open        branch created, PR opened
+    none       --propose: branch has someone else's head--> taken over   check-run warning
+    open       --propose: new changes-->   open        PR text updated, then branch rebuilt
+    open       --propose: nothing left-->  none        PR closed with a comment
+    open       --propose: declined before-->none       PR closed with a comment
+    open       --pushed (not the bot's)--> taken over  PR comment
+    open       --closed, merged-->         none        merge recorded
+    open       --closed, unmerged-->       none        its change set is never proposed again
+    taken over --closed / branch deleted--> none       then proposes afresh in the same run
+    none       --reopened-->               open        the rejection is forgotten
+    direct     --commit_directly-->        direct      fast-forward, re-planned if it lost a race
+
+`closed` is reached by the webhook, or by a run that finds the PR closed
+(a webhook missed while the bot was down): both go through the same function.
+Before the PR's text is rewritten, its state is read, so a closed PR is
+never edited.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.config import AutomationConfig
+from bot.github.errors import BranchMoved, NotFastForward, NotFound
+from bot.github.pulls import Pulls
+from bot.github.repo import Repo, Tree
+from bot.planner import AutomationPlan
+from bot.problems import Problem, warning
+from bot.store import AutomationState, Store
+from bot.update.prbody import PullRequestState
+
+log = logging.getLogger(__name__)
+
+#: Direct-commit mode: how often to re-read and retry when the branch moves under us.
+FAST_FORWARD_ATTEMPTS = 3
+ZERO_SHA = "0" * 40
+
+NOTHING_LEFT = "Nothing is left to update: the files already use the latest images."
+DECLINED = "These exact changes were declined before, so they are not proposed again."
+TAKEN_OVER_COMMENT = (
+    "Someone other than the bot pushed to `{branch}`, so the bot leaves this branch alone "
+    "from now on: it will not update or close this pull request. Merge or close it "
+    "yourself; once it is closed the bot proposes new updates again."
+)
+
+
+@dataclass
+class Outcome:
+    """What one run did to one automation: a status line and what the check run must say."""
+
+    status: str
+    problems: list[Problem] = field(default_factory=list)
+
+
+@dataclass
+class Proposal:
+    """Everything one automation's run needs to own its branch and PR."""
+
+    store: Store
+    repo: Repo
+    automation: AutomationConfig
+    state: AutomationState
+    config_path: str
+
+    @property
+    def pulls(self) -> Pulls:
+        return Pulls(self.repo.gh, self.repo.full_name)
+
+    def _author(self) -> tuple[str, str] | None:
+        a = self.automation
+        return (a.author_name, a.author_email) if a.author_name and a.author_email else None
+
+    def _save(self) -> None:
+        self.store.save_automation_state(self.state)
+
+    def _warning(self, message: str) -> Problem:
+        return warning(
+            self.config_path,
+            self.automation.line,
+            1,
+            f"automation {self.automation.name!r}: {message}",
+        )
+
+    # -- PR mode ------------------------------------------------------------------------
+
+    async def propose(self, plan: AutomationPlan, tree: Tree) -> Outcome:
+        """Bring the branch and PR in line with `plan`, computed on the base commit `tree`."""
+        state = self.state
+        if state.pr_number is None and (state.written_sha or plan.result):
+            await self._find_lost_pull_request()
+        if state.taken_over and not await self.given_back():
+            return await self._leave_alone()
+
+        if plan.result and not (plan.title and plan.commit_message):
+            return Outcome("not proposed: the templates failed (see errors)")
+        rejected = bool(plan.change_set) and self.store.is_rejected(
+            state.repository, state.automation, plan.change_set
+        )
+        if not plan.result or rejected or not plan.edited:
+            return await self._withdraw(DECLINED if rejected else NOTHING_LEFT, rejected=rejected)
+
+        if (
+            state.pr_number is not None
+            and state.written_sha is not None
+            and state.change_set == plan.change_set
+            and state.base_sha == tree.commit_sha
+        ):
+            await self._sync_labels()
+            return Outcome(f"up to date #{state.pr_number}")
+
+        sha = await self.repo.commit(
+            base=tree, files=plan.edited, message=plan.commit_message, author=self._author()
+        )
+        if state.pr_number is not None:
+            outcome = await self._update(plan, sha)
+            if outcome is not None:
+                return outcome
+            if self.store.is_rejected(state.repository, state.automation, plan.change_set):
+                return Outcome("declined before; not proposed again")
+        return await self._open(plan, sha)
+
+    async def _find_lost_pull_request(self) -> None:
+        """Not known to the store (first run, lost state, crash before the PR): ask once."""
+        state = self.state
+        pull = await self.pulls.find_open(head_branch=state.push_branch, base=state.base_branch)
+        if pull is None:
+            return
+        head = pull["head"]["sha"]
+        block = PullRequestState.parse(pull.get("body"))
+        self._remember_pull(pull)
+        if block is None or block.automation != state.automation:
+            state.taken_over = True  # a PR from our branch that the bot did not open
+        elif not state.bot_wrote(head):
+            if block.head == head or (block.head is None and state.written_sha is None):
+                state.written_sha = head  # the store lost track of the bot's own commit
+            else:
+                state.taken_over = True
+
+    def _remember_pull(self, pull: dict) -> None:
+        state = self.state
+        state.pr_number = pull["number"]
+        state.pr_title, state.pr_body = pull.get("title"), pull.get("body")
+        state.pr_labels = sorted(label["name"] for label in pull.get("labels") or [])
+        block = PullRequestState.parse(pull.get("body"))
+        if block is not None:
+            state.change_set = block.change_set
+
+    async def given_back(self) -> bool:
+        """Is a taken-over branch the bot's again? One conditional request.
+
+        Its PR was closed (a missed webhook: recorded now, as the webhook would),
+        or, with no PR, the branch was deleted or reset to the bot's own commit.
+        """
+        state = self.state
+        if state.pr_number is not None:
+            pull = await self.pulls.get(state.pr_number)
+            if pull.get("state") != "closed":
+                return False
+            closed(self.store, state, pull)
+            return True
+        head = await self.repo.branch_sha(state.push_branch)
+        if head is not None and not state.may_move(head):
+            return False
+        state.taken_over = state.taken_over_noted = False
+        return True
+
+    async def _leave_alone(self) -> Outcome:
+        """Someone else's commit is on the branch: never overwrite it; say so once."""
+        state = self.state
+        if state.pr_number is not None:
+            if not state.taken_over_noted:
+                await self.pulls.comment(
+                    state.pr_number, TAKEN_OVER_COMMENT.format(branch=state.push_branch)
+                )
+                state.taken_over_noted = True
+            return Outcome(f"left alone: #{state.pr_number} has commits by someone else")
+        return Outcome(
+            f"left alone: {state.push_branch} has commits by someone else",
+            [
+                self._warning(
+                    f"branch {state.push_branch!r} holds a commit the bot did not write, so the "
+                    "bot leaves it alone; delete the branch, or choose another git.push.branch"
+                )
+            ],
+        )
+
+    async def _withdraw(self, reason: str, *, rejected: bool) -> Outcome:
+        """Nothing to propose: close the open PR, if there is one, saying why."""
+        state = self.state
+        if state.pr_number is None:
+            return Outcome("declined before; not proposed again" if rejected else "up to date")
+        number = state.pr_number
+        pull = await self.pulls.get(number)
+        if pull.get("state") == "closed":
+            closed(self.store, state, pull)
+            return Outcome(f"#{number} was closed meanwhile")
+        await self.pulls.close(number, comment=reason)
+        state.forget_pull_request(head=pull["head"]["sha"])
+        return Outcome(f"closed #{number}")
+
+    async def _update(self, plan: AutomationPlan, sha: str) -> Outcome | None:
+        """The open PR: read it, update its text, then move the branch; None if it was closed.
+
+        The PR's ``head.sha`` is the compare-and-swap check for the forced move.
+        """
+        state = self.state
+        number = state.pr_number
+        assert number is not None
+        pull = await self.pulls.get(number)
+        if pull.get("state") == "closed":
+            closed(self.store, state, pull)  # the webhook was missed
+            return None
+        head = pull["head"]["sha"]
+        if not state.bot_wrote(head):
+            state.taken_over = True
+            return await self._leave_alone()
+        body = plan.body(head=sha)
+        if (state.pr_title, state.pr_body) != (plan.title, body):
+            await self.pulls.update(number, title=plan.title, body=body)
+            state.pr_title, state.pr_body = plan.title, body
+        # Saved before the branch moves: a crash in between must not look like someone else's push.
+        state.prior_sha, state.written_sha = state.written_sha, sha
+        self._save()
+        try:
+            await self.repo.set_branch(
+                state.push_branch, sha, expected=head, force=True, verified_head=head
+            )
+        except NotFound:
+            # The branch was deleted under the open PR: make it again.
+            await self.repo.set_branch(state.push_branch, sha, expected=None, force=False)
+        await self._sync_labels()
+        state.change_set = plan.change_set
+        return Outcome(f"updated #{number}")
+
+    async def _open(self, plan: AutomationPlan, sha: str) -> Outcome:
+        """No open PR: put `sha` on the branch (never over someone else's commit), open the PR."""
+        state = self.state
+        if not await self._write_branch(sha):
+            state.taken_over = True
+            return await self._leave_alone()
+        body = plan.body(head=sha)
+        created = await self.pulls.create(
+            head_branch=state.push_branch,
+            base=state.base_branch,
+            title=plan.title,
+            body=body,
+            draft=self.automation.pr_draft,
+        )
+        self._remember_pull(created)
+        if (state.pr_title, state.pr_body) != (plan.title, body):  # an adopted PR
+            await self.pulls.update(state.pr_number, title=plan.title, body=body)
+        state.pr_title, state.pr_body = plan.title, body
+        state.change_set = plan.change_set
+        state.released_head = None
+        await self._sync_labels()
+        return Outcome(f"opened #{state.pr_number}")
+
+    async def _write_branch(self, sha: str) -> bool:
+        """Create the branch at `sha`, or force it there from a head the bot may move.
+
+        False, and nothing written, when the branch holds someone else's commit.
+        """
+        state = self.state
+        previous = state.written_sha, state.prior_sha
+        # Saved before the branch moves: a crash in between must not look like someone else's push.
+        state.prior_sha, state.written_sha = state.written_sha, sha
+        self._save()
+        expected = state.prior_sha or state.released_head
+        try:
+            await self.repo.set_branch(
+                state.push_branch, sha, expected=expected, force=expected is not None
+            )
+            return True
+        except BranchMoved as moved:
+            if moved.actual is None:  # deleted: create it
+                await self.repo.set_branch(state.push_branch, sha, expected=None, force=False)
+                return True
+            if state.may_move(moved.actual):
+                if moved.actual != sha:
+                    await self.repo.set_branch(
+                        state.push_branch, sha, expected=moved.actual, force=True
+                    )
+                return True
+            state.written_sha, state.prior_sha = previous
+            return False
+
+    async def _sync_labels(self) -> None:
+        state = self.state
+        labels = sorted(self.automation.pr_labels)
+        if labels and state.pr_number is not None and not set(labels) <= set(state.pr_labels):
+            await self.pulls.set_labels(state.pr_number, labels)
+        state.pr_labels = sorted({*state.pr_labels, *labels})
+
+    # -- direct mode ------------------------------------------------------------------
+
+    async def commit_directly(
+        self,
+        plan: AutomationPlan,
+        tree: Tree,
+        replan: Callable[[str], Awaitable[tuple[Tree, AutomationPlan]]],
+    ) -> tuple[Outcome, str, AutomationPlan]:
+        """Flux's mode: fast-forward only, never forced; re-plan on the new head after a race.
+
+        Returns the outcome, the branch head it leaves, and the plan it carried out.
+        """
+        branch = self.automation.push_branch
+        for _attempt in range(FAST_FORWARD_ATTEMPTS):
+            if not plan.edited:
+                return Outcome("up to date"), tree.commit_sha, plan
+            sha = await self.repo.commit(
+                base=tree, files=plan.edited, message=plan.commit_message, author=self._author()
+            )
+            try:
+                await self.repo.fast_forward(branch, sha)
+            except NotFastForward:
+                head = await self.repo.head(branch)
+                assert head is not None
+                tree, plan = await replan(head)
+                continue
+            self.state.prior_sha, self.state.written_sha = self.state.written_sha, sha
+            return Outcome(f"committed {sha[:12]} to {branch}"), sha, plan
+        return Outcome(f"gave up: {branch} kept moving"), tree.commit_sha, plan
+
+
+# -- transitions the webhooks drive (store only, no network) ----------------------------
+
+
+def closed(store: Store, state: AutomationState, pull: dict) -> None:
+    """The PR was closed: merged is recorded; unmerged, its change set is never proposed again.
+
+    Called by the webhook handler and by a run that finds the PR closed.
+    """
+    number = pull["number"]
+    block = PullRequestState.parse(pull.get("body"))
+    change_set = block.change_set if block else state.change_set
+    if pull.get("merged"):
+        store.record_merged(state.repository, state.automation, number, change_set)
+        log.info("%s#%s merged", state.repository, number)
+    elif change_set:
+        store.reject_change_set(state.repository, state.automation, change_set, pr_number=number)
+        log.info(
+            "%s#%s closed unmerged; its changes will not be proposed again",
+            state.repository,
+            number,
+        )
+    state.forget_pull_request(head=(pull.get("head") or {}).get("sha"))
+    store.save_automation_state(state)
+
+
+def reopened(store: Store, state: AutomationState, pull: dict) -> None:
+    """A person wants the PR after all: the bot keeps it up to date again."""
+    number = pull["number"]
+    block = PullRequestState.parse(pull.get("body"))
+    rejected = store.rejected_by_pull_request(state.repository, state.automation, number)
+    for change_set in {*rejected, *([block.change_set] if block else [])}:
+        store.forget_rejection(state.repository, state.automation, change_set)
+    state.pr_number = number
+    state.change_set = block.change_set if block else (rejected[0] if rejected else None)
+    head = (pull.get("head") or {}).get("sha")
+    if head is not None and head == state.released_head and not state.bot_wrote(head):
+        state.taken_over = True  # reopened with someone else's commits on it
+    state.released_head = None
+    store.save_automation_state(state)
+
+
+def pushed(store: Store, state: AutomationState, after: str) -> bool:
+    """Something was pushed to the bot's branch; True when it was not the bot.
+
+    The pushed head is compared with the commits the bot wrote, whether or
+    not its PR number is known yet: an early push is someone else's too.
+    """
+    if after == ZERO_SHA:
+        # Deleted (after a merge, say): the next proposal starts it afresh.
+        state.written_sha = state.prior_sha = state.released_head = None
+        if state.pr_number is None:
+            state.taken_over = state.taken_over_noted = False
+        store.save_automation_state(state)
+        return True
+    if state.bot_wrote(after):
+        return False
+    state.taken_over = True
+    store.save_automation_state(state)
+    return True

@@ -1,0 +1,372 @@
+"""One reconcile of one repository, top to bottom (design §1).
+
+    head check ─► config ─► observe policies ─► short-circuit?
+        ─► per automation: read files ─► plan ─► branch and PR (bot/pullrequest.py)
+        ─► check runs on the base heads (bot/checkrun.py) ─► remember what was seen
+
+Everything on GitHub goes through `bot.github`; everything about images
+through a `TagSource`; what happened last time comes from the `Store`.
+A reconcile raises on transport failures (the scheduler retries with
+backoff); config, policy and update problems are reported in GitHub instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.checkrun import AutomationReport, render_checks
+from bot.config import CONFIG_PATH, AutomationConfig, Config, load_config
+from bot.github.checks import report_check
+from bot.github.client import GitHubClient
+from bot.github.errors import EmptyRepository, GitHubError, NotFound
+from bot.github.repo import WORKFLOWS_DIR, BlobCache, Repo, Tree, is_workflow_file
+from bot.planner import (
+    AutomationPlan,
+    Observation,
+    TagSource,
+    automation_paths,
+    observe_policies,
+    plan_automation,
+)
+from bot.problems import Problem, error
+from bot.pullrequest import Outcome, Proposal
+from bot.scheduler import RetryLater
+from bot.store import RepositoryRecord, Store
+
+log = logging.getLogger(__name__)
+
+#: Without a config the bot waits for a push; this is only a safety net.
+UNCONFIGURED_INTERVAL = 3600.0
+
+
+class Connections(Protocol):
+    """Per-installation GitHub access (built by `bot.server`)."""
+
+    def client(self, installation_id: int) -> GitHubClient: ...
+    def blobs(self, installation_id: int) -> BlobCache: ...
+
+
+@dataclass
+class Deps:
+    store: Store
+    github: Connections
+    #: The tag source for one GitHub repository (credentials are allowed per repository).
+    tag_source: Callable[[str], TagSource]
+
+
+@dataclass
+class RepositoryOutcome:
+    repository: str
+    short_circuited: bool = False
+    next_run: float | None = None  # seconds
+    automations: dict[str, str] = field(default_factory=dict)  # name -> what happened
+    problems: list[Problem] = field(default_factory=list)
+
+
+async def run_repository(deps: Deps, repository: str) -> float | None:
+    """The scheduler's entry: reconcile, answer seconds until the next run.
+
+    A GitHub failure that outlived the client's retries raises `RetryLater`
+    (one log line, no traceback; messages never hold tokens): the scheduler
+    tries again with backoff, capped near the repository's interval.
+    """
+    try:
+        outcome = await reconcile(deps, repository)
+    except GitHubError as exc:
+        record = deps.store.repository(repository)
+        raise RetryLater(str(exc), interval=_interval_of(record)) from None
+    for name, status in outcome.automations.items():
+        log.info("%s: %s: %s", repository, name, status)
+    return outcome.next_run
+
+
+async def reconcile(deps: Deps, repository: str) -> RepositoryOutcome:
+    store = deps.store
+    record = store.repository(repository)
+    outcome = RepositoryOutcome(repository)
+    if record is None or store.is_suspended(record.installation_id):
+        return outcome  # uninstalled or paused: nothing to do, no timer
+    repo = Repo(
+        deps.github.client(record.installation_id),
+        repository,
+        blobs=deps.github.blobs(record.installation_id),
+    )
+    run = _Run(deps, repo, record, outcome)
+
+    # 1. Has the default branch moved? (one request, 304 when not)
+    if not await run.check_default_head():
+        return outcome
+    # 2. The config, from the default branch (the blob cache makes an unchanged one free).
+    if not await run.load_config():
+        return outcome
+    # 3. Scan registries and evaluate policies (a failed policy keeps its previous image).
+    await run.observe_policies()
+    # 4. Short-circuit: base heads, config, observed policies, branches as last time.
+    if await run.unchanged():
+        outcome.short_circuited = True
+        return outcome
+    # 5. Each automation: read, plan, bring its branch and PR in line.
+    for automation in run.automations:
+        await run.run_automation(automation)
+    # 6. The check runs, on each base head the automations read.
+    await run.report_checks()
+    # 7. Remember what this run saw, for the next short-circuit.
+    run.remember()
+    return outcome
+
+
+class _Run:
+    """The steps of one reconcile, named as `reconcile` calls them, and what they share."""
+
+    def __init__(
+        self, deps: Deps, repo: Repo, record: RepositoryRecord, outcome: RepositoryOutcome
+    ) -> None:
+        self.deps, self.store, self.repo = deps, deps.store, repo
+        self.record, self.outcome = record, outcome
+        self.trees: dict[str, Tree] = {}
+        self.head_sha = ""
+        self.moved = False
+        self.config = Config()
+        self.config_sha: str | None = None
+        self.config_text: bytes | None = None
+        self.config_problems: list[Problem] = []
+        self.observation = Observation()
+        self.base_heads: dict[str, str] = {}
+        self.missing: set[str] = set()
+        self.reports: list[AutomationReport] = []
+
+    @property
+    def automations(self) -> list[AutomationConfig]:
+        return sorted(self.config.automations.values(), key=lambda a: a.name)
+
+    async def tree(self, commit_sha: str) -> Tree:
+        if commit_sha not in self.trees:
+            self.trees[commit_sha] = await self.repo.tree(commit_sha)
+        return self.trees[commit_sha]
+
+    # 1.
+    async def check_default_head(self) -> bool:
+        record = self.record
+        if record.default_branch is None:
+            record.default_branch = await self.repo.default_branch()
+        try:
+            moved_to = await self.repo.head(record.default_branch, known_sha=record.head_sha)
+        except EmptyRepository:
+            self.outcome.automations["*"] = "empty repository"
+            self.outcome.next_run = UNCONFIGURED_INTERVAL
+            return False
+        self.moved = moved_to is not None
+        self.head_sha = moved_to or record.head_sha or ""
+        self.base_heads = {record.default_branch: self.head_sha}
+        return True
+
+    # 2.
+    async def load_config(self) -> bool:
+        record = self.record
+        if not self.moved and not record.dirty:
+            # Unchanged head: unchanged config.
+            self.config_text, self.config_sha = record.config_text, record.config_sha
+        else:
+            tree = await self.tree(self.head_sha)
+            entry = tree.entries.get(CONFIG_PATH)
+            self.config_sha = entry.sha if entry else None
+            if entry is None:
+                self.config_text = None
+            elif entry.sha == record.config_sha and record.config_text is not None:
+                self.config_text = record.config_text
+            else:
+                self.config_text = (await self.repo.read_blobs(tree, [CONFIG_PATH])).get(
+                    CONFIG_PATH
+                )
+        if self.config_text is None:
+            self._save_record(head_sha=self.head_sha)
+            self.outcome.automations["*"] = f"no {CONFIG_PATH}"
+            self.outcome.next_run = UNCONFIGURED_INTERVAL
+            return False
+        # Bytes as they are: a file that is not UTF-8 gets its own clear problem.
+        self.config, self.config_problems = load_config(self.config_text, path=CONFIG_PATH)
+        self.outcome.problems.extend(self.config_problems)
+        self.outcome.next_run = self.config.shortest_interval()
+        return True
+
+    # 3.
+    async def observe_policies(self) -> None:
+        previous = self.store.latest_refs(self.repo.full_name)
+        source = self.deps.tag_source(self.repo.full_name)
+        self.observation = await observe_policies(self.config, source, previous=previous)
+        self.outcome.problems.extend(self.observation.errors.values())
+
+    # 4.
+    async def unchanged(self) -> bool:
+        record = self.record
+        unchanged = (
+            not self.moved
+            and not record.dirty
+            and record.config_sha == self.config_sha
+            and record.observed == self.observation.latest
+        )
+        for automation in self.automations:
+            branch = automation.checkout_branch or record.default_branch
+            if branch in self.base_heads or branch in self.missing:
+                continue
+            state = self.store.automation_state(self.repo.full_name, automation.name)
+            known = state.base_sha if state.base_branch == branch else None
+            try:
+                moved = await self.repo.head(branch, known_sha=known)
+            except NotFound:
+                self.missing.add(branch)
+                unchanged = False
+                continue
+            self.base_heads[branch] = moved or known  # type: ignore[assignment]
+            unchanged = unchanged and moved is None
+        if unchanged:
+            # A branch someone took over: was it given back while no webhook came?
+            for automation in self.automations:
+                state = self.store.automation_state(self.repo.full_name, automation.name)
+                if state.taken_over and await self._proposal(automation, state).given_back():
+                    return False
+        return unchanged
+
+    # 5.
+    async def run_automation(self, automation: AutomationConfig) -> None:
+        branch = automation.checkout_branch or self.record.default_branch
+        assert branch is not None
+        if branch in self.missing:
+            problem = error(
+                self.config.path,
+                automation.line,
+                1,
+                f"automation {automation.name!r}: no branch {branch!r} to check out",
+            )
+            self._report(
+                AutomationReport(
+                    automation.name, self.head_sha, "checkout branch missing", problems=[problem]
+                )
+            )
+            return
+        base_sha = self.base_heads[branch]
+        tree, plan = await self._plan(automation, base_sha)
+        state = self.store.automation_state(self.repo.full_name, automation.name)
+        state.push_branch = automation.push_branch
+        state.base_branch = branch
+        proposal = self._proposal(automation, state)
+        direct = automation.push_branch == branch
+        if direct:
+
+            async def replan(head: str) -> tuple[Tree, AutomationPlan]:
+                return await self._plan(automation, head)
+
+            result, base_sha, plan = await proposal.commit_directly(plan, tree, replan)
+            if branch == self.record.default_branch:
+                self.base_heads[branch] = base_sha  # our own commit: not a change to react to
+        else:
+            result = await proposal.propose(plan, tree)
+        state.base_sha = base_sha
+        self.store.save_automation_state(state)
+        self._report(
+            AutomationReport(
+                automation.name,
+                base_sha,
+                self._status(automation, result),
+                plan,
+                result.problems,
+                direct_commit=direct and result.status.startswith("committed"),
+            )
+        )
+
+    def _proposal(self, automation: AutomationConfig, state) -> Proposal:
+        return Proposal(self.store, self.repo, automation, state, self.config.path)
+
+    async def _plan(
+        self, automation: AutomationConfig, base_sha: str
+    ) -> tuple[Tree, AutomationPlan]:
+        tree = await self.tree(base_sha)
+        files = await self.repo.read_blobs(
+            tree, automation_paths(self.config, automation, tree.entries)
+        )
+
+        def refuse(path: str) -> str | None:
+            # Judged by where a symlink leads: writing there needs the `workflows` permission.
+            target = tree.links.get(path, path)
+            if not (is_workflow_file(path) or is_workflow_file(target)):
+                return None
+            via = "" if target == path else f" (a link to {target})"
+            return (
+                f"has image updates, but files under {WORKFLOWS_DIR}{via} are never written "
+                "by the bot (a GitHub App needs the workflows permission); update it by hand"
+            )
+
+        plan = plan_automation(
+            self.config,
+            automation,
+            self.observation,
+            files,
+            repository=self.repo.full_name,
+            refuse=refuse,
+        )
+        return tree, plan
+
+    def _status(self, automation: AutomationConfig, result: Outcome) -> str:
+        failed = sorted(
+            name
+            for name in self.observation.errors
+            if automation.selects(self.config.policies[name])
+        )
+        if not failed:
+            return result.status
+        return f"{result.status}; policy {', '.join(failed)} failed (see errors)"
+
+    def _report(self, report: AutomationReport) -> None:
+        self.reports.append(report)
+        self.outcome.automations[report.automation] = report.status
+        self.outcome.problems.extend(report.all_problems)
+
+    # 6.
+    async def report_checks(self) -> None:
+        record = self.record
+        checks = render_checks(
+            self.reports,
+            config_head=self.base_heads.get(record.default_branch or "", self.head_sha),
+            config_problems=self.config_problems,
+            policy_problems=self.observation.errors,
+            latest=self.observation.latest,
+            config_changed=record.config_sha != self.config_sha,
+        )
+        for check in checks:
+            await report_check(
+                self.repo.gh,
+                self.repo.full_name,
+                head_sha=check.head_sha,
+                conclusion=check.conclusion,
+                title=check.title,
+                summary=check.summary,
+                text=check.text,
+                annotations=check.annotations,
+            )
+
+    # 7.
+    def remember(self) -> None:
+        self.store.save_latest_refs(self.repo.full_name, self.observation.latest)
+        self.record.observed = self.observation.latest
+        assert self.record.default_branch is not None
+        self._save_record(head_sha=self.base_heads[self.record.default_branch])
+
+    def _save_record(self, *, head_sha: str) -> None:
+        record = self.record
+        record.head_sha = head_sha
+        record.config_sha = self.config_sha
+        record.config_text = self.config_text
+        record.last_error = None
+        self.store.save_repository(record)
+        self.store.clear_dirty(record.full_name, seen=record.dirty)
+
+
+def _interval_of(record: RepositoryRecord | None) -> float | None:
+    """The repository's shortest interval, from the config it had last time."""
+    if record is None or record.config_text is None:
+        return None
+    config, _ = load_config(record.config_text, path=CONFIG_PATH)
+    return config.shortest_interval()
