@@ -187,7 +187,9 @@ class _Run:
             self.outcome.next_run = UNCONFIGURED_INTERVAL
             return False
         # Bytes as they are: a file that is not UTF-8 gets its own clear problem.
-        self.config, self.config_problems = load_config(self.config_text, path=CONFIG_PATH)
+        self.config, self.config_problems = load_config(
+            self.config_text, path=CONFIG_PATH, default_branch=self.record.default_branch
+        )
         self.outcome.problems.extend(self.config_problems)
         self.outcome.next_run = self.config.shortest_interval()
         return True

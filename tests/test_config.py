@@ -1134,3 +1134,36 @@ def test_arbitrary_input_never_raises_or_hits_an_internal_error(data):
     _config, errors = load_config(data)
     assert all(e.line >= 1 and e.column >= 1 for e in errors)
     assert not any("could not read the config" in e.message for e in errors)
+
+
+TWO_ON_ONE_BRANCH = """\
+version: 1
+imageRepositories: []
+imagePolicies: []
+imageUpdateAutomations:
+  - name: a
+    git: {push: {branch: shared}}
+  - name: b
+    git:
+      push:
+        branch: shared
+  - name: direct-1
+    git: {checkout: {ref: {branch: main}}, push: {branch: main}}
+  - name: direct-2
+    git: {checkout: {ref: {branch: main}}, push: {branch: main}}
+"""
+
+
+def test_two_automations_proposing_on_one_push_branch_is_an_error_on_both() -> None:
+    _config, errors = load_config(TWO_ON_ONE_BRANCH, default_branch="main")
+    assert [(e.line, e.column) for e in errors] == [(6, 26), (10, 17)]
+    assert "also the push branch of 'b' (line 7)" in errors[0].message
+    assert "also the push branch of 'a' (line 5)" in errors[1].message
+    # Direct commits to one branch fast-forward one after the other: no clash.
+    assert not any("direct" in e.message for e in errors)
+
+
+def test_push_branch_clash_needs_the_default_branch_when_no_checkout_is_given() -> None:
+    # If the default branch were "shared", both would commit directly, which is fine.
+    assert load_config(TWO_ON_ONE_BRANCH)[1] == []
+    assert len(load_config(TWO_ON_ONE_BRANCH, default_branch="shared")[1]) == 0

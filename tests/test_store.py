@@ -121,3 +121,20 @@ def test_unwritable_database_path_is_a_clear_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises((StoreError, OSError)):
         Store.open(f"sqlite:///{blocker}/db.sqlite")
+
+
+def test_a_lock_set_by_a_webhook_survives_a_run_that_did_not_see_it():
+    store = Store.open("sqlite:///:memory:")
+    store.save_automation_state(AutomationState("o/r", "a", written_sha="b" * 40))
+    run = store.automation_state("o/r", "a")  # a reconcile holds this meanwhile
+    webhook = store.automation_state("o/r", "a")
+    webhook.taken_over = True
+    store.save_automation_state(webhook)
+    run.pr_number = 7
+    store.save_automation_state(run)
+    again = store.automation_state("o/r", "a")
+    assert (again.pr_number, again.taken_over) == (7, True)
+    # A run that saw the lock may lift it (the branch was given back).
+    again.taken_over = False
+    store.save_automation_state(again)
+    assert not store.automation_state("o/r", "a").taken_over

@@ -59,15 +59,18 @@ __all__ = [
 ]
 
 
-def load_config(data: str | bytes, *, path: str = CONFIG_PATH) -> tuple[Config, list[Problem]]:
+def load_config(
+    data: str | bytes, *, path: str = CONFIG_PATH, default_branch: str | None = None
+) -> tuple[Config, list[Problem]]:
     """Parse and validate the config; never raises (worst case: one error at 1:1).
 
     Give it the file's raw bytes: bytes that are not UTF-8 are reported as a
     `Problem` at the first bad byte. ``path`` is the file's path as the
-    problems should name it.
+    problems should name it. ``default_branch`` (when known) tells which
+    automations without a checkout branch commit directly.
     """
     try:
-        return read_config(data, path)
+        return read_config(data, path, default_branch)
     except Exception as err:  # a bug here must not take the bot down with a bad file
         return Config(path=path), [
             error(

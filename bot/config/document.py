@@ -29,7 +29,9 @@ _TOP_FIELDS = (
 Reader = Callable[[Checker, Node, str, dict[str, Node], str], Any]
 
 
-def read_config(data: str | bytes, path: str) -> tuple[Config, list[Problem]]:
+def read_config(
+    data: str | bytes, path: str, default_branch: str | None = None
+) -> tuple[Config, list[Problem]]:
     check = Checker(path)
     root, problem = compose_yaml(data, path)
     if problem is not None or root is None:
@@ -100,6 +102,7 @@ def read_config(data: str | bytes, path: str) -> tuple[Config, list[Problem]]:
         _add_unique(check, config.policies, policy, item, where, "imagePolicies")
 
     declared_automations: set[str] = set()
+    items: dict[str, tuple[Node, str]] = {}
     for item, where in check.items(top.get("imageUpdateAutomations"), "imageUpdateAutomations"):
         automation = _read_entry(
             check,
@@ -113,7 +116,45 @@ def read_config(data: str | bytes, path: str) -> tuple[Config, list[Problem]]:
             _add_unique(
                 check, config.automations, automation, item, where, "imageUpdateAutomations"
             )
+            items[automation.name] = (item, where)
+    _one_automation_per_push_branch(check, config, items, default_branch)
     return config, check.finish()
+
+
+def _one_automation_per_push_branch(
+    check: Checker,
+    config: Config,
+    items: dict[str, tuple[Node, str]],
+    default_branch: str | None,
+) -> None:
+    """Two automations proposing on one branch would overwrite each other: an error on both.
+
+    Direct commits (push branch == checkout branch) fast-forward and never
+    clash; an automation whose checkout branch is the unknown default is
+    left out.
+    """
+    by_branch: dict[str, list[str]] = {}
+    for name, automation in config.automations.items():
+        base = automation.checkout_branch or default_branch
+        if base is not None and automation.push_branch != base:
+            by_branch.setdefault(automation.push_branch, []).append(name)
+    for branch, names in sorted(by_branch.items()):
+        if len(names) < 2:
+            continue
+        for name in names:
+            item, where = items[name]
+            others = ", ".join(
+                f"'{other}' (line {config.automations[other].line})"
+                for other in names
+                if other != name
+            )
+            node = value_node(value_node(value_node(item, "git"), "push"), "branch")
+            check.error(
+                node if node is not item else value_node(item, "name"),
+                f"{where}.git.push.branch",
+                f"branch '{branch}' is also the push branch of {others}; each automation "
+                "needs its own branch (one pull request each), so set a different git.push.branch",
+            )
 
 
 def _read_entry(

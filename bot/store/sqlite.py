@@ -110,6 +110,9 @@ class AutomationState:
     #: The head of the bot's PR when it was closed: its commits stay reachable in the
     #: closed PR, so the branch may be rebuilt from there.
     released_head: str | None = None
+    #: What the row said when read: a webhook may lock the branch while a run holds
+    #: this object, and the run's save must not unlock it (see `Store.save_automation_state`).
+    loaded_taken_over: bool = field(default=False, compare=False, repr=False)
 
     def bot_wrote(self, sha: str | None) -> bool:
         """Is `sha` a commit this bot put on its branch?"""
@@ -346,14 +349,14 @@ class Store:
 
     # -- automations ----------------------------------------------------------
 
-    _AUTOMATION_COLUMNS = tuple(f.name for f in fields(AutomationState))
+    _AUTOMATION_COLUMNS = tuple(f.name for f in fields(AutomationState) if f.compare)
 
     def _automation_from_row(self, row: tuple) -> AutomationState:
         values = dict(zip(self._AUTOMATION_COLUMNS, row, strict=True))
         values["pr_labels"] = json.loads(values["pr_labels"] or "[]")
         values["taken_over"] = bool(values["taken_over"])
         values["taken_over_noted"] = bool(values["taken_over_noted"])
-        return AutomationState(**values)
+        return AutomationState(**values, loaded_taken_over=values["taken_over"])
 
     def automation_state(self, repository: str, automation: str) -> AutomationState:
         row = self._exec(
@@ -380,14 +383,22 @@ class Store:
         return None
 
     def save_automation_state(self, state: AutomationState) -> None:
+        """Write the row; a lock set meanwhile (by a webhook) survives a save that did not see it."""
         values = [getattr(state, name) for name in self._AUTOMATION_COLUMNS]
         values[self._AUTOMATION_COLUMNS.index("pr_labels")] = json.dumps(state.pr_labels)
+        columns = ", ".join(self._AUTOMATION_COLUMNS)
         placeholders = ", ".join("?" for _ in values)
+        updates = ", ".join(
+            f"{c} = excluded.{c}" for c in self._AUTOMATION_COLUMNS if c != "taken_over"
+        )
+        keep_lock = "" if state.loaded_taken_over else " OR automations.taken_over"
         self._exec(
-            f"INSERT OR REPLACE INTO automations ({', '.join(self._AUTOMATION_COLUMNS)}) "
-            f"VALUES ({placeholders})",
+            f"INSERT INTO automations ({columns}) VALUES ({placeholders}) "
+            f"ON CONFLICT(repository, automation) DO UPDATE SET {updates}, "
+            f"taken_over = (excluded.taken_over{keep_lock})",
             [int(v) if isinstance(v, bool) else v for v in values],
         )
+        state.loaded_taken_over = state.taken_over
 
     # -- outcomes of PRs ----------------------------------------------------------
 
