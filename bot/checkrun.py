@@ -164,10 +164,18 @@ def _text(group: list[AutomationReport]) -> str | None:
 
 
 def change_list(result: Result) -> str:
-    """One line per change: file, object, old -> new (compact, for the check run)."""
+    """Every change, compactly: each distinct old -> new once, with the places it is made.
+
+    Thousands of changes of one image still fit in a check run's text this way.
+    """
+    places: dict[tuple[str, str], list[str]] = {}
+    for path, objects in result.sorted_files():
+        for obj, changes in objects:
+            for change in changes:
+                places.setdefault((change.old_value, change.new_value), []).append(
+                    f"{path} ({obj})"
+                )
     return "\n".join(
-        f"- {path} {obj}: {change.old_value} -> {change.new_value}"
-        for path, objects in result.sorted_files()
-        for obj, changes in objects
-        for change in changes
+        f"- `{old}` -> `{new}` in {len(where)} place(s): " + ", ".join(where)
+        for (old, new), where in places.items()
     )
