@@ -159,3 +159,50 @@ async def test_check_run_on_unknown_commit_is_a_clear_error(env):
         await report_check(env.gh, REPO, head_sha="1" * 40, conclusion="success", title="t",
                            summary="s", annotations=[])  # fmt: skip
     assert "check-runs" in str(info.value)
+
+
+def lose_answers(env: Env, method: str, suffix: str, *, reached: bool = True) -> list[str]:
+    """The network edge drops the answer to the next `method` on a URL ending in `suffix`.
+
+    `reached`: the request got to GitHub (and took effect) before the answer was lost.
+    """
+    import aiohttp
+
+    original = env.gh._send
+    lost: list[str] = []
+
+    async def send(m, url, headers, body, **kwargs):
+        if m == method and url.split("?")[0].endswith(suffix) and not lost:
+            lost.append(url)
+            if reached:
+                await original(m, url, headers, body, **kwargs)
+            raise aiohttp.ServerDisconnectedError()
+        return await original(m, url, headers, body, **kwargs)
+
+    env.gh._send = send
+    return lost
+
+
+async def test_a_pr_opened_whose_answer_was_lost_is_found_not_opened_twice(env):
+    lost = lose_answers(env, "POST", "/pulls")
+    created = await _open(env)
+    assert lost and len(env.sim.pulls(REPO)) == 1
+    assert created["number"] == env.sim.pulls(REPO)[0]["number"]
+
+
+async def test_a_pr_request_that_never_arrived_is_an_error_to_retry(env):
+    from bot.github.errors import Unreachable
+
+    lose_answers(env, "POST", "/pulls", reached=False)
+    with pytest.raises(Unreachable):
+        await _open(env)
+    assert env.sim.pulls(REPO) == []
+
+
+async def test_a_branch_created_whose_answer_was_lost_is_checked_not_failed(env):
+
+    repo = env.repo()
+    head = env.sim.branch_sha(REPO, "main")
+    lost = lose_answers(env, "POST", "/git/refs")
+    await repo.set_branch("image-automation/new", head, expected=None, force=False)
+    assert lost and env.sim.branch_sha(REPO, "image-automation/new") == head

@@ -251,14 +251,6 @@ async def test_files_over_the_size_limit_are_not_read(env):
     assert env.sim.counters["GET /repos/{owner}/{repo}/git/blobs/{file_sha}"] == 1
 
 
-async def test_read_file_by_contents_api(env):
-    head = env.sim.create_repository(REPO, files={".github/image-automation.yml": b"version: 1\n"})
-    repo = env.repo()
-    assert await repo.read_file(head, ".github/image-automation.yml") == b"version: 1\n"
-    assert await repo.read_file(head, "missing.yml") is None
-    assert await repo.read_file(head, ".github") is None  # a directory
-
-
 def _tar(members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:

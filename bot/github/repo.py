@@ -332,26 +332,6 @@ class Repo:
             raise GitHubError(f"{self.full_name}: blob {sha} came back with other content")
         self.blobs.put(sha, content)
 
-    async def read_file(self, commit_sha: str, path: str) -> bytes | None:
-        """One file at one commit (contents API, one request); None if it is not a file."""
-        with uncached():
-            try:
-                data = await self.gh.getitem(
-                    "/repos/{owner}/{repo}/contents/{+path}{?ref}",
-                    self._vars(path=_quote(_normalise(path)), ref=commit_sha),
-                )
-            except NotFound:
-                return None
-        if not isinstance(data, dict) or data.get("type") != "file":
-            return None  # a directory, symlink object or submodule
-        if data.get("encoding") == "base64" and data.get("content") is not None:
-            return base64.b64decode(data["content"])
-        # Over 1 MB the JSON form carries no content: read the blob instead.
-        sha = str(data["sha"])
-        if sha not in self.blobs:
-            await self._load_blob(sha)
-        return self.blobs.get(sha)
-
     # -- writing ---------------------------------------------------------------------
 
     async def commit(

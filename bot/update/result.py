@@ -60,10 +60,6 @@ class Result:
             for path in sorted(self.files)
         ]
 
-    def file_changes(self) -> dict[str, dict[ObjectId, list[Change]]]:
-        """Flux's ``FileChanges``, with deterministic (sorted) iteration."""
-        return {path: dict(objects) for path, objects in self.sorted_files()}
-
     def objects(self) -> dict[ObjectId, list[Change]]:
         """Flux's ``Objects()``: object -> changes concatenated over all files."""
         merged: dict[ObjectId, list[Change]] = {}

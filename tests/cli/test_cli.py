@@ -216,3 +216,40 @@ def test_readme_example_runs(example):
     assert proc.returncode == 0, proc.stderr
     assert "ghcr.io/stefanprodan/podinfo:4.0.6 -> ghcr.io/stefanprodan/podinfo:5.0.3" in proc.stdout
     assert "4.0.6 -> 5.0.3" in proc.stdout
+
+
+def test_problems_name_the_file_they_are_in_relative_to_the_repository(tmp_path):
+    # A broken file deep under update.path, a failing policy, a template error in a config
+    # given with --config: each problem names its own file and line, typed in --json.
+    files = {
+        "apps/podinfo.yaml": DEPLOYMENT,
+        "apps/prod/broken.yaml": 'a: [unclosed\nb: 1 # {"$imagepolicy": "flux-system:podinfo"}\n',
+    }
+    repo = make_repo(tmp_path / "repo", files=files)
+    mine = tmp_path / "my.yml"
+    mine.write_text(CONFIG + "    git: {commit: {messageTemplate: '{{ Nope.x }}'}}\n")
+    tags = write_tags(tmp_path / "tags.json")  # "latest" breaks the numerical policy
+    proc = run_bot("plan", repo, "--config", mine, "--tags", tags, "--json")
+    assert proc.returncode == 1, proc.stderr
+    out = json.loads(proc.stdout)
+    problems = out["problems"]
+    by_path = {}
+    for p in problems:
+        by_path.setdefault(p["path"], []).append(p)
+    (broken,) = by_path["apps/prod/broken.yaml"]
+    assert (broken["line"], broken["severity"]) == (2, "warning")
+    automation_line = CONFIG.splitlines().index("  - name: apps") + 1
+    nginx_line = CONFIG.splitlines().index("  - name: nginx", 10) + 1
+    lines = sorted((p["line"], p["severity"]) for p in by_path[str(mine)])
+    assert lines == [(nginx_line, "error"), (automation_line, "error")]
+    assert not any(p["path"].endswith("image-automation.yml") for p in problems)
+    (error,) = out["errors"]  # the policy's is under policyErrors
+    assert error.startswith(f"{mine}:{automation_line}:1: automation 'apps': messageTemplate")
+
+
+def test_a_config_that_is_not_utf8_says_so(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / ".github/image-automation.yml").write_bytes(b"version: 1\nnamespace: \xff\n")
+    proc = run_bot("check-config", repo)
+    assert proc.returncode == 2
+    assert "image-automation.yml:2:" in proc.stderr and "UTF-8" in proc.stderr

@@ -38,7 +38,7 @@ def image(registry, request):
         def push(self, *tags: str) -> None:
             pusher.image(path, list(tags), salt=f"{path}-{'-'.join(tags)}")
 
-    path = f"team/{request.node.name.lower().replace('_', '-')[:60]}"
+    path = f"team/{request.node.name.lower().replace('_', '-')[:60].strip('-')}"
     pusher = Pusher(registry.host)
     pusher.image(path, ["5.0.0", "5.0.3"], salt=path)
     return Image(f"{registry.host}/{path}")
@@ -324,3 +324,33 @@ async def test_github_failures_are_retried_with_growing_delays(bot, image):
     assert delays[0] <= 5.0 and delays[2] <= 60.0
     bot.sim.clear_faults()
     await bot.pull_opened(REPOSITORY)
+
+
+# -- problems keep their own file and line, all the way to the annotations ----------------
+
+
+async def test_a_broken_file_deep_in_the_tree_is_annotated_at_its_own_path(bot, image):
+    broken = b'a: [unclosed\nimage: x # {"$imagepolicy": "flux-system:podinfo"}\n'
+    head = install(
+        bot,
+        {
+            CONFIG_PATH: config(image).encode(),
+            "deploy/app.yaml": manifest(image, "5.0.0"),
+            "deploy/prod/broken.yaml": broken,
+        },
+    )
+    check = await bot.check_run(REPOSITORY, lambda c: c["head_sha"] == head)
+    (warning,) = [a for a in check["annotations"] if a["annotation_level"] == "warning"]
+    assert (warning["path"], warning["start_line"]) == ("deploy/prod/broken.yaml", 2)
+    (pr,) = await bot.pull_opened(REPOSITORY)
+    assert "app.yaml" in pr["body"]
+
+
+async def test_a_config_that_is_not_utf8_is_annotated_as_such(bot, image):
+    text = config(image).encode().replace(b"namespace: flux-system", b"namespace: flux-\xffsystem")
+    head = install(bot, {CONFIG_PATH: text, "deploy/app.yaml": manifest(image, "5.0.0")})
+    check = await bot.check_run(REPOSITORY, lambda c: c["head_sha"] == head)
+    (annotation,) = check["annotations"]
+    assert annotation["path"] == CONFIG_PATH and annotation["start_line"] == 2
+    assert "UTF-8" in annotation["message"] and "\ufffd" not in annotation["message"]
+    assert check["conclusion"] == "failure"
