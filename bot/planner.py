@@ -70,7 +70,8 @@ class AutomationPlan:
     #: The rendered body, above the hidden state block (`body` puts them together).
     body_text: str = ""
     pr_state: PullRequestState | None = None
-    observed: dict[str, LatestRef] = field(default_factory=dict)
+    #: The latest image of each policy this automation applies.
+    latest: dict[str, LatestRef] = field(default_factory=dict)
     warnings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
 
@@ -177,13 +178,13 @@ def plan_automation(
     commit alike, each with a warning at its first changed line.
     """
     plan = AutomationPlan(name=automation.name, result=Result(), edited={})
-    plan.observed = selected_policies(config, automation, observation)
+    plan.latest = selected_policies(config, automation, observation)
 
     def problem(message: str) -> Problem:
         return error(config.path, automation.line, 1, f"automation {automation.name!r}: {message}")
 
     try:
-        setters = build_setters(config.namespace, plan.observed)
+        setters = build_setters(config.namespace, plan.latest)
         candidates = candidate_paths(files.keys(), automation.update_path)
     except UpdateError as exc:
         plan.errors.append(problem(str(exc)))
@@ -210,13 +211,13 @@ def plan_automation(
         automation=f"{config.namespace}/{automation.name}",
         result=plan.result,
         values=automation.message_template_values,
-        observed_policies=plan.observed,
+        observed_policies=plan.latest,
         repository=repository,
     )
     plan.pr_state = PullRequestState(
         automation=automation.name,
         change_set=change_set_id(plan.result),
-        observed={name: ref.to_json() for name, ref in plan.observed.items()},
+        latest={name: ref.to_json() for name, ref in plan.latest.items()},
     )
     try:
         plan.commit_message = render_template(

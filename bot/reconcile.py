@@ -134,6 +134,7 @@ class _Run:
         self.config_text: bytes | None = None
         self.config_problems: list[Problem] = []
         self.observation = Observation()
+        self.previous_latest: dict = {}
         self.base_heads: dict[str, str] = {}
         self.missing: set[str] = set()
         self.reports: list[AutomationReport] = []
@@ -196,7 +197,8 @@ class _Run:
 
     # 3.
     async def observe_policies(self) -> None:
-        previous = self.store.latest_refs(self.repo.full_name)
+        previous = self.store.latest(self.repo.full_name)
+        self.previous_latest = previous
         source = self.deps.tag_source(self.repo.full_name)
         self.observation = await observe_policies(self.config, source, previous=previous)
         self.outcome.problems.extend(self.observation.errors.values())
@@ -208,7 +210,7 @@ class _Run:
             not self.moved
             and not record.dirty
             and record.config_sha == self.config_sha
-            and record.observed == self.observation.latest
+            and self.previous_latest == self.observation.latest
         )
         for automation in self.automations:
             branch = automation.checkout_branch or record.default_branch
@@ -351,8 +353,7 @@ class _Run:
 
     # 7.
     def remember(self) -> None:
-        self.store.save_latest_refs(self.repo.full_name, self.observation.latest)
-        self.record.observed = self.observation.latest
+        self.store.save_latest(self.repo.full_name, self.observation.latest)
         assert self.record.default_branch is not None
         self._save_record(head_sha=self.base_heads[self.record.default_branch])
 

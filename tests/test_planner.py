@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
-
-from bot.config import ImageRepositoryConfig, load_config
+from bot.config import load_config
 from bot.planner import Observation, automation_paths, observe_policies, plan_automation
-from bot.policy import LatestRef, apply_exclusions
+from bot.policy import LatestRef
+from tests.fakes import FakeRegistry
 
 CONFIG = """\
 version: 1
@@ -26,29 +24,6 @@ imageUpdateAutomations:
 """
 
 
-class DictSource:
-    """A tag source over a dict: the network edge, faked; counts what it is asked."""
-
-    def __init__(self, tags: dict[str, list[str]], digests: dict[tuple[str, str], str]):
-        self._tags, self._digests = tags, digests
-        self.calls: Counter[str] = Counter()
-        self.refreshed: list[tuple[str, tuple[str, ...]]] = []
-
-    async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
-        self.calls[repo.image] += 1
-        if repo.image not in self._tags:
-            raise RuntimeError(f"registry unreachable for {repo.image}")
-        return apply_exclusions(self._tags[repo.image], repo.exclusion_list)
-
-    def digest_lookup(self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()):
-        self.refreshed.append((repo.image, tuple(refresh)))
-
-        async def lookup(tag: str) -> str:
-            return self._digests[(repo.image, tag)]
-
-        return lookup
-
-
 def _config():
     config, errors = load_config(CONFIG)
     assert errors == []
@@ -56,12 +31,12 @@ def _config():
 
 
 async def test_one_scan_per_image_and_rolling_tag_is_refreshed():
-    source = DictSource(
+    source = FakeRegistry(
         {"ghcr.io/o/app": ["1.0.0", "1.2.0", "2.0.0", "x.sig"], "ghcr.io/o/web": ["latest", "v1"]},
-        {("ghcr.io/o/web", "latest"): "sha256:" + "a" * 64},
+        {"ghcr.io/o/web": {"latest": "sha256:" + "a" * 64}},
     )
     observation = await observe_policies(_config(), source)
-    assert source.calls == Counter({"ghcr.io/o/app": 1, "ghcr.io/o/web": 1})
+    assert source.scans == {"ghcr.io/o/app": 1, "ghcr.io/o/web": 1}
     assert observation.errors == {}
     assert observation.latest == {
         "app-stable": LatestRef("ghcr.io/o/app", "1.2.0"),
@@ -69,10 +44,11 @@ async def test_one_scan_per_image_and_rolling_tag_is_refreshed():
         "web": LatestRef("ghcr.io/o/web", "latest", "sha256:" + "a" * 64),
     }
     assert ("ghcr.io/o/web", ("latest",)) in source.refreshed
+    assert source.digests_asked == [("ghcr.io/o/web", "latest")]  # only the rolling tag's
 
 
 async def test_failed_scan_keeps_previous_latest_and_names_the_error():
-    source = DictSource({"ghcr.io/o/app": ["1.0.0"]}, {})
+    source = FakeRegistry({"ghcr.io/o/app": ["1.0.0"]})
     previous = {"web": LatestRef("ghcr.io/o/web", "latest", "sha256:" + "b" * 64)}
     observation = await observe_policies(_config(), source, previous=previous)
     assert observation.latest["web"] == previous["web"]
@@ -110,7 +86,7 @@ def test_selector_and_update_path_limit_an_automation():
         "a/x.yaml": b'image: ghcr.io/o/app:1.2.0 # {"$imagepolicy": "ns:app-stable"}\n'
         b'other: ghcr.io/o/app:1.0.0 # {"$imagepolicy": "ns:app-any"}\n'
     }
-    assert set(plan.observed) == {"app-stable"}
+    assert set(plan.latest) == {"app-stable"}
     assert plan.change_set and plan.body().startswith("Automation: ns/team-a")
 
 

@@ -18,11 +18,11 @@ def test_everything_survives_a_reopen(tmp_path):
     record.head_sha = "a" * 40
     record.config_sha = "c" * 40
     record.config_text = b"version: 1\n"
-    record.observed = {"p": LatestRef("ghcr.io/o/app", "1.2.3", "sha256:" + "d" * 64)}
     store.save_repository(record)
     store.clear_dirty("octo-org/app", seen=record.dirty)
     record.dirty = 0
-    store.save_latest_refs("octo-org/app", {"p": LatestRef("ghcr.io/o/app", "1.2.3")})
+    latest = {"p": LatestRef("ghcr.io/o/app", "1.2.3", "sha256:" + "d" * 64)}
+    store.save_latest("octo-org/app", latest)
     state = AutomationState(
         "octo-org/app",
         "auto",
@@ -40,7 +40,7 @@ def test_everything_survives_a_reopen(tmp_path):
 
     again = Store.open(url)
     assert again.repository("octo-org/app") == record
-    assert again.latest_refs("octo-org/app") == {"p": LatestRef("ghcr.io/o/app", "1.2.3")}
+    assert again.latest("octo-org/app") == latest
     assert again.automation_state("octo-org/app", "auto") == state
     assert again.automation_for_branch("octo-org/app", "image-automation/auto") == state
     assert again.is_rejected("octo-org/app", "auto", "cs0")

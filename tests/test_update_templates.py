@@ -369,7 +369,7 @@ def test_a_body_too_long_for_github_is_shortened_at_a_line_with_a_note() -> None
 
 
 def test_state_block_cannot_be_closed_by_values() -> None:
-    state = PullRequestState("a --> <!-- b", "x", observed={"p": {"tag": "<!--"}})
+    state = PullRequestState("a --> <!-- b", "x", latest={"p": {"tag": "<!--"}})
     block = state.block()
     assert block.count("-->") == 1 and block.endswith(" -->")
     assert PullRequestState.parse(f"text\n{block}\n") == state

@@ -6,7 +6,7 @@ One broken entry is dropped and reported; the others load.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ruamel.yaml.nodes import Node
@@ -62,25 +62,19 @@ def read_config(
                 )
 
     declared_repositories: set[str] = set()
-    for item, where in check.items(top.get("imageRepositories"), "imageRepositories"):
-        repo = _read_entry(
-            check,
-            item,
-            where,
-            repositories.read_repository,
-            repositories.FIELDS,
-            declared_repositories,
-        )
-        if repo is not None:
-            _add_unique(check, config.repositories, repo, item, where, "imageRepositories")
+    for repo, item, where in _entries(
+        check,
+        top,
+        "imageRepositories",
+        repositories.read_repository,
+        repositories.FIELDS,
+        declared_repositories,
+    ):
+        _add_unique(check, config.repositories, repo, item, where, "imageRepositories")
 
-    declared_policies: set[str] = set()
-    for item, where in check.items(top.get("imagePolicies"), "imagePolicies"):
-        policy = _read_entry(
-            check, item, where, policies.read_policy, policies.FIELDS, declared_policies
-        )
-        if policy is None:
-            continue
+    for policy, item, where in _entries(
+        check, top, "imagePolicies", policies.read_policy, policies.FIELDS
+    ):
         if policy.repository not in config.repositories:
             ref_node = value_node(item, "imageRepositoryRef")
             if policy.repository in declared_repositories:
@@ -101,22 +95,16 @@ def read_config(
             continue
         _add_unique(check, config.policies, policy, item, where, "imagePolicies")
 
-    declared_automations: set[str] = set()
     items: dict[str, tuple[Node, str]] = {}
-    for item, where in check.items(top.get("imageUpdateAutomations"), "imageUpdateAutomations"):
-        automation = _read_entry(
-            check,
-            item,
-            where,
-            automations.read_automation,
-            automations.FIELDS,
-            declared_automations,
-        )
-        if automation is not None:
-            _add_unique(
-                check, config.automations, automation, item, where, "imageUpdateAutomations"
-            )
-            items[automation.name] = (item, where)
+    for automation, item, where in _entries(
+        check,
+        top,
+        "imageUpdateAutomations",
+        automations.read_automation,
+        automations.FIELDS,
+    ):
+        _add_unique(check, config.automations, automation, item, where, "imageUpdateAutomations")
+        items[automation.name] = (item, where)
     _one_automation_per_push_branch(check, config, items, default_branch)
     return config, check.finish()
 
@@ -157,26 +145,30 @@ def _one_automation_per_push_branch(
             )
 
 
-def _read_entry(
+def _entries(
     check: Checker,
-    item: Node,
-    where: str,
+    top: dict[str, Node],
+    section: str,
     reader: Reader,
     allowed: tuple[str, ...],
-    declared: set[str],
-) -> Any:
-    """Read one list entry; None (and errors recorded) if anything in it is wrong."""
-    before = check.count
-    fields = check.mapping(item, where, allowed)
-    if fields is None:
-        return None
-    name = check.object_name(fields, item, where)
-    if name is not None:
-        declared.add(name)
-    obj = reader(check, item, where, fields, name or "")
-    if check.count > before or name is None:
-        return None
-    return obj
+    declared: set[str] | None = None,
+) -> Iterator[tuple[Any, Node, str]]:
+    """The entries of one list that read without errors, with their node and path.
+
+    A broken entry is skipped, its errors recorded; its name still goes into
+    ``declared`` if given, so references to it can say it is broken, not missing.
+    """
+    for item, where in check.items(top.get(section), section):
+        before = check.count
+        fields = check.mapping(item, where, allowed)
+        if fields is None:
+            continue
+        name = check.object_name(fields, item, where)
+        if name is not None and declared is not None:
+            declared.add(name)
+        obj = reader(check, item, where, fields, name or "")
+        if check.count == before and name is not None:
+            yield obj, item, where
 
 
 def _add_unique(

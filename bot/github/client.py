@@ -34,7 +34,7 @@ import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import aiohttp
 import gidgethub
@@ -79,6 +79,23 @@ class _RequestState:
 _request_state: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar(
     "github_request_state", default=None
 )
+
+
+class AppClientOptions(TypedDict, total=False):
+    """Keyword options of `AppClient`; their defaults are `_RetryingClient`'s."""
+
+    requester: str
+    max_attempts: int
+    sleep: Sleep
+    clock: Callable[[], float]
+
+
+class ClientOptions(AppClientOptions, total=False):
+    """Keyword options of `GitHubClient`: also write pacing, retry waits and the cache."""
+
+    write_interval: float
+    max_wait: float
+    cache: MutableMapping[str, Any] | None
 
 
 class NotModified(GitHubError):
@@ -420,25 +437,9 @@ class GitHubClient(_RetryingClient):
         creds: AppCredentials,
         tokens: TokenCache,
         installation_id: int,
-        requester: str = DEFAULT_REQUESTER,
-        write_interval: float = 1.0,
-        max_attempts: int = 4,
-        sleep: Sleep = asyncio.sleep,
-        max_wait: float = 900.0,
-        clock: Callable[[], float] = time.time,
-        cache: MutableMapping[str, Any] | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(
-            session,
-            base_url=creds.base_url,
-            requester=requester,
-            write_interval=write_interval,
-            max_attempts=max_attempts,
-            max_wait=max_wait,
-            sleep=sleep,
-            clock=clock,
-            cache=cache,
-        )
+        super().__init__(session, base_url=creds.base_url, **options)
         self.installation_id = installation_id
         self._tokens = tokens
 
@@ -460,21 +461,10 @@ class AppClient(_RetryingClient):
         session: aiohttp.ClientSession,
         *,
         creds: AppCredentials,
-        requester: str = DEFAULT_REQUESTER,
-        max_attempts: int = 4,
-        sleep: Sleep = asyncio.sleep,
-        clock: Callable[[], float] = time.time,
+        **options: Unpack[AppClientOptions],
     ) -> None:
         # Token minting is not content creation: no pacing needed.
-        super().__init__(
-            session,
-            base_url=creds.base_url,
-            requester=requester,
-            write_interval=0.0,
-            max_attempts=max_attempts,
-            sleep=sleep,
-            clock=clock,
-        )
+        super().__init__(session, base_url=creds.base_url, write_interval=0.0, **options)
         self._creds = creds
 
     async def _authorization(self) -> str:

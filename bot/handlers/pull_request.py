@@ -5,15 +5,20 @@ Each handler finds the automation and calls its transition in `bot.pullrequest`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from gidgethub import sansio
 from gidgethub.routing import Router
 
 from bot import pullrequest
 from bot.handlers.context import Services
-from bot.store import AutomationState
+from bot.store import AutomationState, Store
 from bot.update.prbody import PullRequestState
 
 router = Router()
+
+#: A transition in `bot.pullrequest`; returning False means the event needs no run.
+Transition = Callable[[Store, AutomationState, dict], bool | None]
 
 
 def _bot_pull_request(
@@ -42,33 +47,33 @@ def _bot_pull_request(
     return state
 
 
-def _run_again(services: Services, state: AutomationState) -> None:
-    services.store.mark_dirty(state.repository)
-    services.scheduler.enqueue(state.repository)
+def _apply(
+    event: sansio.Event, services: Services, transition: Transition, *, known_open: bool
+) -> None:
+    """Apply `transition` to the automation whose PR this is, then run its repository again."""
+    state = _bot_pull_request(event.data, services, known_open=known_open)
+    if state is None:
+        return
+    if transition(services.store, state, event.data["pull_request"]) is not False:
+        services.store.mark_dirty(state.repository)
+        services.scheduler.enqueue(state.repository)
 
 
 @router.register("pull_request", action="closed")
 async def pull_request_closed(event: sansio.Event, services: Services) -> None:
-    state = _bot_pull_request(event.data, services, known_open=True)
-    if state is None:
-        return
-    pullrequest.closed(services.store, state, event.data["pull_request"])
-    _run_again(services, state)
+    _apply(event, services, pullrequest.closed, known_open=True)
 
 
 @router.register("pull_request", action="reopened")
 async def pull_request_reopened(event: sansio.Event, services: Services) -> None:
-    state = _bot_pull_request(event.data, services)
-    if state is None:
-        return
-    pullrequest.reopened(services.store, state, event.data["pull_request"])
-    _run_again(services, state)
+    _apply(event, services, pullrequest.reopened, known_open=False)
 
 
 @router.register("pull_request", action="synchronize")
 async def pull_request_synchronized(event: sansio.Event, services: Services) -> None:
-    state = _bot_pull_request(event.data, services, known_open=True)
-    if state is None:
-        return
-    if pullrequest.pushed(services.store, state, event.data["pull_request"]["head"]["sha"]):
-        _run_again(services, state)
+    _apply(event, services, _pushed, known_open=True)
+
+
+def _pushed(store: Store, state: AutomationState, pull: dict) -> bool:
+    """`pullrequest.pushed` takes the new head rather than the PR."""
+    return pullrequest.pushed(store, state, pull["head"]["sha"])

@@ -1,6 +1,6 @@
 """Registry auth without I/O: challenge parsing, token responses, the token cache.
 
-The flow itself (request, 401, fetch a token, retry) lives in `client`; this
+The flow itself (request, 401, fetch a token, retry) lives in `authflow`; this
 module holds the parts that are pure data handling.
 """
 

@@ -4,9 +4,9 @@ What is kept, and why:
 
 * webhook delivery ids, so a redelivered event is handled once;
 * installations and the repositories they grant, so ticks know what to visit;
-* per repository: the default-branch head, config and observed policies of the
-  last complete run (the short-circuit key) and the previous ``LatestRef`` of
-  each policy (a failed policy keeps it, as in Flux);
+* per repository: the default-branch head and config of the last complete run,
+  and the latest image of each policy (with them, the short-circuit key; a
+  failed policy keeps its latest image, as in Flux);
 * per automation: the last commit the bot wrote to its branch, its open PR and
   what that PR says, and whether someone else pushed to the branch;
 * change sets of PRs closed unmerged, never proposed again.
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS installations (
 CREATE TABLE IF NOT EXISTS repositories (
     full_name TEXT PRIMARY KEY, installation_id INTEGER NOT NULL,
     default_branch TEXT, head_sha TEXT, config_sha TEXT, config_text BLOB,
-    observed TEXT, dirty INTEGER NOT NULL DEFAULT 1, last_error TEXT);
+    dirty INTEGER NOT NULL DEFAULT 1, last_error TEXT);
 CREATE TABLE IF NOT EXISTS policies (
     repository TEXT NOT NULL, policy TEXT NOT NULL,
     name TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
@@ -81,7 +81,6 @@ class RepositoryRecord:
     head_sha: str | None = None  # default-branch head at the last complete run
     config_sha: str | None = None
     config_text: bytes | None = None
-    observed: dict[str, LatestRef] | None = None
     # Something happened that the short-circuit cannot see (a count, so a run can
     # tell whether more happened while it ran).
     dirty: int = 1
@@ -130,18 +129,6 @@ class AutomationState:
         self.change_set = None
         self.taken_over = self.taken_over_noted = False
         self.released_head = head
-
-
-def _observed_to_json(observed: Mapping[str, LatestRef] | None) -> str | None:
-    if observed is None:
-        return None
-    return json.dumps({k: v.to_json() for k, v in sorted(observed.items())}, sort_keys=True)
-
-
-def _observed_from_json(text: str | None) -> dict[str, LatestRef] | None:
-    if text is None:
-        return None
-    return {k: LatestRef(**v) for k, v in json.loads(text).items()}
 
 
 def database_path(url: str) -> str:
@@ -281,7 +268,7 @@ class Store:
     def repository(self, full_name: str) -> RepositoryRecord | None:
         row = self._exec(
             "SELECT full_name, installation_id, default_branch, head_sha, config_sha, "
-            "config_text, observed, dirty, last_error FROM repositories WHERE full_name = ?",
+            "config_text, dirty, last_error FROM repositories WHERE full_name = ?",
             [full_name],
         ).fetchone()
         if row is None:
@@ -293,9 +280,8 @@ class Store:
             head_sha=row[3],
             config_sha=row[4],
             config_text=row[5],
-            observed=_observed_from_json(row[6]),
-            dirty=int(row[7]),
-            last_error=row[8],
+            dirty=int(row[6]),
+            last_error=row[7],
         )
 
     def repositories(self) -> list[RepositoryRecord]:
@@ -305,7 +291,7 @@ class Store:
     def save_repository(self, record: RepositoryRecord) -> None:
         self._exec(
             "UPDATE repositories SET installation_id = ?, default_branch = ?, head_sha = ?, "
-            "config_sha = ?, config_text = ?, observed = ?, last_error = ? "
+            "config_sha = ?, config_text = ?, last_error = ? "
             "WHERE full_name = ?",
             [
                 record.installation_id,
@@ -313,7 +299,6 @@ class Store:
                 record.head_sha,
                 record.config_sha,
                 record.config_text,
-                _observed_to_json(record.observed),
                 record.last_error,
                 record.full_name,
             ],
@@ -330,15 +315,16 @@ class Store:
             [seen, full_name],
         )
 
-    # -- previous LatestRef per policy --------------------------------------
+    # -- the latest image per policy --------------------------------------
 
-    def latest_refs(self, repository: str) -> dict[str, LatestRef]:
+    def latest(self, repository: str) -> dict[str, LatestRef]:
+        """The latest image of each policy, as the last complete run saw it."""
         rows = self._exec(
             "SELECT policy, name, tag, digest FROM policies WHERE repository = ?", [repository]
         )
         return {r[0]: LatestRef(name=r[1], tag=r[2], digest=r[3]) for r in rows}
 
-    def save_latest_refs(self, repository: str, latest: Mapping[str, LatestRef]) -> None:
+    def save_latest(self, repository: str, latest: Mapping[str, LatestRef]) -> None:
         self._exec("DELETE FROM policies WHERE repository = ?", [repository])
         for policy, ref in latest.items():
             self._exec(

@@ -129,7 +129,8 @@ class PullRequestState:
 
     automation: str
     change_set: str
-    observed: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: The latest image of each policy applied (Flux's observed policies).
+    latest: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     head: str | None = None
     version: int = 2
 
@@ -139,7 +140,7 @@ class PullRequestState:
             "version": self.version,
             "automation": self.automation,
             "changeSet": self.change_set,
-            "observed": {k: dict(v) for k, v in sorted(self.observed.items())},
+            "observed": {k: dict(v) for k, v in sorted(self.latest.items())},
         }
         if self.head is not None:
             payload["head"] = self.head
@@ -178,7 +179,7 @@ class PullRequestState:
         return cls(
             automation=automation,
             change_set=change_set,
-            observed={k: v for k, v in observed.items() if isinstance(v, dict)},
+            latest={k: v for k, v in observed.items() if isinstance(v, dict)},
             head=head if isinstance(head, str) else None,
             version=version,
         )
