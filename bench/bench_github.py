@@ -2,12 +2,12 @@
 
     python bench/bench_github.py [--sizes 200,2000,10000] [--out docs/bench-github.md]
 
-Runs the real reconcile (`bot.automation`) against the GitHub simulator of
+Runs the real reconcile (`bot.reconcile`) against the GitHub simulator of
 `tests/githubsim` (real git repositories, requests counted by the simulator,
 not by the client) for four situations: the first run (opens the PR), nothing
 changed, one file changed with a warm blob cache, and the same after a
-restart (cold cache). Tags come from a dict: registry cost is measured by
-`bench_registry.py`.
+restart (cold cache). Tags come from `tests.fakes.FakeRegistry`: registry cost
+is measured by `bench_registry.py`.
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import aiohttp  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
 
-from bot.config import CONFIG_PATH  # noqa: E402
 from bot.server import InstallationClients  # noqa: E402
 from tests.conftest import RunningSim, generate_app_key  # noqa: E402
 from tests.githubsim import GitHubSim  # noqa: E402
-from tests.test_automation_lifecycle import CONFIG, DEPLOY_PATH, IMAGE, REPO, World, deployment  # noqa: E402
+from tests.manifests import IMAGE, podinfo_files  # noqa: E402
+from tests.test_automation_lifecycle import REPO, World  # noqa: E402
 
 
 def repository(size: int) -> dict[str, bytes]:
-    files = {CONFIG_PATH: CONFIG.encode(), DEPLOY_PATH: deployment("5.0.0")}
+    files = podinfo_files("5.0.0")
     for i in range(min(size // 20, 500)):  # some YAML under the automation's path
         files[f"clusters/svc-{i:04}.yaml"] = f"kind: ConfigMap\ndata: {{n: '{i}'}}\n".encode()
     i = 0
@@ -73,10 +73,10 @@ async def bench_size(size: int, key: tuple[int, str, str], rows: list[tuple]) ->
                 await measure(world, "first run (opens the PR)", rows, size)
                 await measure(world, "nothing changed", rows, size)
                 sim.push(REPO, "main", {"clusters/svc-0007.yaml": b"kind: ConfigMap\n"})
-                world.registry.tags[IMAGE].append("5.0.4")
+                world.registry.push(IMAGE, "5.0.4")
                 await measure(world, "one file changed, warm cache", rows, size)
                 sim.push(REPO, "main", {"clusters/svc-0008.yaml": b"kind: ConfigMap\n"})
-                world.registry.tags[IMAGE].append("5.0.5")
+                world.registry.push(IMAGE, "5.0.5")
                 world.deps.github = InstallationClients(
                     session, world.clients._creds, world.tokens, write_interval=0.0
                 )

@@ -1,101 +1,42 @@
 """One reconcile after another against the GitHub simulator: the whole life of a bot PR.
 
-Only the network edges are fake: the registry is a dict of tags, GitHub is the
-simulator (real git repositories behind a REST API). Everything else is the
-real app: store, GitHub layer, planner, reconcile, webhook handlers.
+Only the network edges are fake: the registry is `tests.fakes.FakeRegistry` (tags
+from a dict), GitHub is the simulator (real git repositories behind a REST API).
+Everything else is the real app: store, GitHub layer, planner, reconcile, webhook
+handlers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
 
 import aiohttp
 import pytest
 
-from bot.config import CONFIG_PATH, ImageRepositoryConfig
+from bot.config import CONFIG_PATH
 from bot.github.auth import AppCredentials
 from bot.github.client import AppClient
 from bot.github.errors import GitHubError
 from bot.handlers import Services
 from bot.handlers import router as webhook_router
-from bot.policy import apply_exclusions
 from bot.reconcile import Deps, reconcile, run_repository
 from bot.scheduler import Scheduler
 from bot.server import InstallationClients
 from bot.store import Store
 from bot.update.prbody import PullRequestState
+from tests.fakes import FakeRegistry
+from tests.manifests import (
+    BRANCH,
+    DEPLOY_PATH,
+    IMAGE,
+    MARKER,
+    deployment,
+    podinfo_config,
+    podinfo_files,
+)
 
 REPO = "octo-org/app"
-IMAGE = "ghcr.io/stefanprodan/podinfo"
-BRANCH = "image-automation/podinfo-update"
-
-CONFIG = f"""\
-version: 1
-namespace: flux-system
-imageRepositories:
-  - name: podinfo
-    image: {IMAGE}
-imagePolicies:
-  - name: podinfo
-    imageRepositoryRef: podinfo
-    policy:
-      semver: {{range: '>=5.0.0 <6'}}
-imageUpdateAutomations:
-  - name: podinfo-update
-    update: {{path: ./clusters, strategy: Setters}}
-    pullRequest:
-      labels: [image-automation]
-"""
-
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-  namespace: default
-spec:
-  replicas: {replicas}
-  template:
-    spec:
-      containers:
-        - name: podinfo
-          image: {image}:{tag} # {{"$imagepolicy": "flux-system:podinfo"}}
-"""
-
-DEPLOY_PATH = "clusters/podinfo.yaml"
-
-
-def deployment(tag: str, replicas: int = 1) -> bytes:
-    return DEPLOYMENT.format(image=IMAGE, tag=tag, replicas=replicas).encode()
-
-
-class DictTags:
-    """The registry, faked: tags per image from a dict the test changes between runs."""
-
-    def __init__(self, tags: dict[str, list[str]]):
-        self.tags = tags
-
-    async def tags_of(self, repo: ImageRepositoryConfig) -> list[str]:
-        if repo.image not in self.tags:
-            raise RuntimeError(f"registry unreachable for {repo.image}")
-        return apply_exclusions(self.tags[repo.image], repo.exclusion_list)
-
-    def source(self, _repository: str):
-        outer = self
-
-        class Source:
-            async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
-                return await outer.tags_of(repo)
-
-            def digest_lookup(self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()):
-                async def lookup(tag: str) -> str:
-                    raise RuntimeError("no digests in this registry")
-
-                return lookup
-
-        return Source()
 
 
 class World:
@@ -110,7 +51,7 @@ class World:
             app_id, account="octo-org", repositories=[]
         )
         self.store = Store.open("sqlite:///:memory:")
-        self.registry = DictTags({IMAGE: ["5.0.0", "5.0.3"]})
+        self.registry = FakeRegistry({IMAGE: ["5.0.0", "5.0.3"]})
         self.sleeps: list[float] = []
         creds = AppCredentials(app_id=str(app_id), private_key=private_pem, base_url=self.url)
         self.tokens = AppClient(session, creds=creds).token_cache()
@@ -180,11 +121,7 @@ async def world(github_sim, app_key):
         w = World(github_sim, app_key, session)
         w.add_repository(
             REPO,
-            {
-                CONFIG_PATH: CONFIG.encode(),
-                DEPLOY_PATH: deployment("5.0.0"),
-                "README.md": b"# app\n",
-            },
+            {**podinfo_files("5.0.0"), "README.md": b"# app\n"},
         )
         yield w
         w.store.close()
@@ -224,6 +161,8 @@ async def test_first_run_opens_one_pr_with_the_change_list_and_a_check(world):
     ]
     state = PullRequestState.parse(pr["body"])
     assert state.automation == "podinfo-update"
+    # The registry was asked once, with this repository's view (its credentials).
+    assert world.registry.asked_by == [REPO] and world.registry.scans == {IMAGE: 1}
     assert state.head == world.sim.branch_sha(REPO, BRANCH)
 
     # Only the tag's bytes changed, on a branch rebuilt from main as one commit.
@@ -252,7 +191,7 @@ async def test_a_new_image_and_a_moved_base_rebuild_the_branch_and_update_the_sa
     await world.reconcile()
     (first,) = world.open_pulls()
     moved = world.sim.push(REPO, "main", {"README.md": b"# app, edited\n"}, message="docs")
-    world.registry.tags[IMAGE].append("5.0.4")
+    world.registry.push(IMAGE, "5.0.4")
     outcome = await world.reconcile()
     assert outcome.automations["podinfo-update"] == f"updated #{first['number']}"
     (pr,) = world.open_pulls()
@@ -268,7 +207,7 @@ async def test_a_new_image_and_a_moved_base_rebuild_the_branch_and_update_the_sa
 async def test_someone_elses_push_to_the_bot_branch_is_left_alone_and_said_once(world):
     await world.reconcile()
     human = world.sim.push(REPO, BRANCH, {"clusters/extra.yaml": b"a: 1\n"}, message="mine")
-    world.registry.tags[IMAGE].append("5.0.4")
+    world.registry.push(IMAGE, "5.0.4")
     outcome = await world.reconcile()
     assert outcome.automations["podinfo-update"].startswith("left alone")
     assert world.sim.branch_sha(REPO, BRANCH) == human
@@ -277,7 +216,7 @@ async def test_someone_elses_push_to_the_bot_branch_is_left_alone_and_said_once(
     # the PR's text still describes what is on the branch, not the unpushed proposal
     assert "5.0.4" not in pr["body"] and f"{IMAGE}:5.0.3" in pr["body"]
 
-    world.registry.tags[IMAGE].append("5.0.5")
+    world.registry.push(IMAGE, "5.0.5")
     await world.reconcile()
     (pr,) = world.open_pulls()
     assert len(pr["comments"]) == 1  # said once
@@ -314,7 +253,7 @@ async def test_closed_unmerged_is_not_reopened_but_a_newer_image_is_proposed(wor
     assert outcome.automations["podinfo-update"] == "declined before; not proposed again"
     assert world.open_pulls() == []
 
-    world.registry.tags[IMAGE].append("5.0.4")
+    world.registry.push(IMAGE, "5.0.4")
     outcome = await world.reconcile()
     (new,) = world.open_pulls()
     assert new["number"] != pr["number"]
@@ -325,7 +264,7 @@ async def test_a_close_without_a_webhook_is_noticed_when_the_pr_is_next_updated(
     await world.reconcile()
     (pr,) = world.open_pulls()
     await close_as_person(world, pr["number"])  # and the webhook never arrives
-    world.registry.tags[IMAGE].append("5.0.4")
+    world.registry.push(IMAGE, "5.0.4")
     outcome = await world.reconcile()
     (new,) = world.open_pulls()
     assert outcome.automations["podinfo-update"] == f"opened #{new['number']}"
@@ -375,7 +314,7 @@ async def test_a_crash_between_branch_and_pr_never_makes_a_duplicate(world):
     # Even with the store lost entirely, the existing PR is found, not duplicated.
     world.deps.store = Store.open("sqlite:///:memory:")
     world.deps.store.add_repository(REPO, world.installation)
-    world.registry.tags[IMAGE].append("5.0.4")
+    world.registry.push(IMAGE, "5.0.4")
     await world.reconcile()
     (pr,) = world.open_pulls()
     assert f"{IMAGE}:5.0.0 -> {IMAGE}:5.0.4" in pr["body"]
@@ -384,10 +323,8 @@ async def test_a_crash_between_branch_and_pr_never_makes_a_duplicate(world):
 
 # -- direct-commit mode --------------------------------------------------------------------
 
-DIRECT_CONFIG = CONFIG.replace(
-    "    update: {path: ./clusters, strategy: Setters}\n",
-    "    git: {push: {branch: main}, commit: {author: {name: bot, email: bot@example.com}}}\n"
-    "    update: {path: ./clusters, strategy: Setters}\n",
+DIRECT_CONFIG = podinfo_config(
+    git="{push: {branch: main}, commit: {author: {name: bot, email: bot@example.com}}}"
 )
 
 
@@ -432,7 +369,7 @@ async def test_an_expired_token_is_replaced_and_the_run_succeeds(world):
     for token in world.sim.tokens.values():
         token.expires_at = 0.0  # GitHub now answers 401 to it
     minted = world.tokens.minted
-    world.registry.tags[IMAGE].append("5.0.4")
+    world.registry.push(IMAGE, "5.0.4")
     await world.reconcile()
     assert world.tokens.minted == minted + 1
     (pr,) = world.open_pulls()
@@ -459,9 +396,7 @@ async def test_transient_5xx_is_retried(world):
 
 
 async def test_a_failing_repository_does_not_affect_another(world):
-    world.add_repository(
-        "octo-org/other", {CONFIG_PATH: CONFIG.encode(), DEPLOY_PATH: deployment("5.0.0")}
-    )
+    world.add_repository("octo-org/other", podinfo_files("5.0.0"))
     world.sim.inject(
         method="GET",
         route="/repos/{owner}/{repo}/git/trees/{tree_sha}",
@@ -484,13 +419,8 @@ async def test_a_failing_repository_does_not_affect_another(world):
 
 
 async def test_a_broken_config_is_reported_with_file_and_line_and_nothing_is_written(world):
-    world.add_repository(
-        "octo-org/broken",
-        {
-            CONFIG_PATH: CONFIG.replace("'>=5.0.0 <6'", "'not a range'").encode(),
-            DEPLOY_PATH: deployment("5.0.0"),
-        },
-    )
+    broken = podinfo_config(semver_range="not a range")
+    world.add_repository("octo-org/broken", podinfo_files("5.0.0", config=broken))
     outcome = await world.reconcile("octo-org/broken")
     assert outcome.problems
     assert world.sim.pulls("octo-org/broken") == []
@@ -498,7 +428,7 @@ async def test_a_broken_config_is_reported_with_file_and_line_and_nothing_is_wri
     (check,) = world.sim.check_runs("octo-org/broken")
     assert check["conclusion"] == "failure"
     (annotation,) = [a for a in check["annotations"] if a["path"] == CONFIG_PATH]
-    line = CONFIG.splitlines().index("      semver: {range: '>=5.0.0 <6'}") + 1
+    line = broken.splitlines().index("      semver: {range: 'not a range'}") + 1
     assert annotation["start_line"] == line
     # The healthy repository next to it is unaffected.
     await world.reconcile()
@@ -517,18 +447,16 @@ async def test_unreadable_config_yaml_is_reported_not_raised(world):
 
 
 async def test_workflow_files_are_reported_not_written(world):
-    workflow = (
-        "jobs:\n  test:\n    container:\n"
-        f'      image: {IMAGE}:5.0.0 # {{"$imagepolicy": "flux-system:podinfo"}}\n'
-    ).encode()
-    config = CONFIG.replace("path: ./clusters", "path: .")
+    workflow = f"""\
+jobs:
+  test:
+    container:
+      image: {IMAGE}:5.0.0 {MARKER}
+""".encode()
+    config = podinfo_config(update_path=".")
     world.add_repository(
         "octo-org/wf",
-        {
-            CONFIG_PATH: config.encode(),
-            DEPLOY_PATH: deployment("5.0.0"),
-            ".github/workflows/ci.yaml": workflow,
-        },
+        {**podinfo_files("5.0.0", config=config), ".github/workflows/ci.yaml": workflow},
     )
     await world.reconcile("octo-org/wf")
     (pr,) = world.open_pulls("octo-org/wf")
@@ -554,10 +482,11 @@ async def test_suspended_installations_are_not_reconciled(world):
     world.sim.reset_counters()
     await world.reconcile()
     assert world.requests() == 0
+    assert world.registry.scans == {}  # nor the registry
 
 
 async def test_a_missing_checkout_branch_is_an_error_for_that_automation_only(world):
-    config = CONFIG + (
+    config = podinfo_config() + (
         "  - name: release\n"
         "    git: {checkout: {ref: {branch: release}}}\n"
         "    update: {path: ./clusters, strategy: Setters}\n"

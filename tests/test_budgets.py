@@ -9,21 +9,14 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from bot.config import CONFIG_PATH
-from tests.test_automation_lifecycle import (
-    CONFIG,
-    DEPLOY_PATH,
-    IMAGE,
-    REPO,
-    World,
-    deployment,
-)
+from tests.manifests import IMAGE, podinfo_files
+from tests.test_automation_lifecycle import REPO, World
 
 CHECK_RUN = "POST /repos/{owner}/{repo}/check-runs"
 
 
 def big_repository() -> dict[str, bytes]:
-    files = {CONFIG_PATH: CONFIG.encode(), DEPLOY_PATH: deployment("5.0.0")}
+    files = podinfo_files("5.0.0")
     for i in range(99):
         files[f"clusters/svc-{i:03}.yaml"] = f"kind: ConfigMap\ndata: {{n: '{i}'}}\n".encode()
     for i in range(2000 - len(files)):
@@ -71,7 +64,7 @@ async def test_one_file_changes_with_a_warm_blob_cache(big):
     world, _ = big
     await world.reconcile()
     world.sim.push(REPO, "main", {"clusters/svc-007.yaml": b"kind: ConfigMap\ndata: {n: x}\n"})
-    world.registry.tags[IMAGE].append("5.0.4")  # so the PR's text changes too
+    world.registry.push(IMAGE, "5.0.4")  # so the PR's text changes too
     world.sim.reset_counters()
     await world.reconcile()
     counts = counted(world)
@@ -97,7 +90,7 @@ async def test_one_file_changes_with_a_cold_blob_cache(big):
     world, session = big
     await world.reconcile()
     world.sim.push(REPO, "main", {"clusters/svc-007.yaml": b"kind: ConfigMap\ndata: {n: x}\n"})
-    world.registry.tags[IMAGE].append("5.0.4")
+    world.registry.push(IMAGE, "5.0.4")
     # A restarted process: same database, empty blob cache, new clients.
     from bot.server import InstallationClients
 

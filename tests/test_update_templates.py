@@ -354,7 +354,9 @@ def test_custom_body_template_keeps_the_state_block() -> None:
 def test_a_body_too_long_for_github_is_shortened_at_a_line_with_a_note() -> None:
     result = Result()
     for i in range(2000):
-        result.add_change(f"apps/app-{i:04}.yaml", ObjectId(name=f"app-{i}"), Change("a:1", "a:2", "ns:p"))
+        result.add_change(
+            f"apps/app-{i:04}.yaml", ObjectId(name=f"app-{i}"), Change("a:1", "a:2", "ns:p")
+        )
     text = render_pr_body(data_for(result), body_template=None)
     assert len(text) > MAX_BODY_CHARS
     state = PullRequestState("a", change_set_id(result))

@@ -13,6 +13,7 @@ from bot.config import CONFIG_PATH
 from bot.update.prbody import MAX_BODY_CHARS, PullRequestState
 from tests.e2e.served import Served
 from tests.githubsim.gitstore import MODE_SYMLINK
+from tests.manifests import deployment, podinfo_config
 from tests.registryharness.push import Pusher
 from tests.registryharness.registry_proc import free_port, start_registry
 
@@ -55,32 +56,17 @@ async def bot(tmp_path, github_sim, app_key):
         assert code == 0, served.text()[-4000:]
 
 
-def config(image: str, *, policies: str = "", automation: str = "", path: str = "./deploy") -> str:
-    return f"""\
-version: 1
-namespace: flux-system
-imageRepositories:
-  - name: podinfo
-    image: {image}
-    interval: 1s
-imagePolicies:
-  - name: podinfo
-    imageRepositoryRef: podinfo
-    policy:
-      semver: {{range: '>=5.0.0 <6'}}
-{policies}imageUpdateAutomations:
-  - name: podinfo-update
-    interval: 1s
-    update: {{path: {path}, strategy: Setters}}
-{automation}"""
+def config(
+    image: str, *, policies: str = "", git: str | None = None, path: str = "./deploy"
+) -> str:
+    """The podinfo config for `image`, due every second, over ``path``."""
+    return podinfo_config(
+        image=image, update_path=path, git=git, labels=(), interval="1s", more_policies=policies
+    )
 
 
-def manifest(image: str, tag: str, policy: str = "podinfo") -> bytes:
-    return (
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo, namespace: default}\n"
-        "spec:\n  template:\n    spec:\n      containers:\n        - name: podinfo\n"
-        f'          image: {image}:{tag} # {{"$imagepolicy": "flux-system:{policy}"}}\n'
-    ).encode()
+def manifest(image: str, tag: str) -> bytes:
+    return deployment(tag, image=image)
 
 
 def install(bot: Served, files: dict[str, bytes]) -> str:
@@ -173,9 +159,9 @@ async def test_workflow_files_leave_the_pr_and_become_warnings_even_through_a_sy
 
 
 async def test_an_existing_push_branch_with_human_commits_is_left_alone(bot, image):
-    automation = "    git: {push: {branch: release}}\n"
+    text = config(image, git="{push: {branch: release}}")
     files = {
-        CONFIG_PATH: config(image, automation=automation).encode(),
+        CONFIG_PATH: text.encode(),
         "deploy/app.yaml": manifest(image, "5.0.0"),
     }
     head = bot.sim.create_repository(REPOSITORY, files=files)
@@ -185,9 +171,7 @@ async def test_an_existing_push_branch_with_human_commits_is_left_alone(bot, ima
     check = await bot.check_run(REPOSITORY, lambda c: c["head_sha"] == head)
     (warning,) = [a for a in check["annotations"] if a["annotation_level"] == "warning"]
     assert warning["path"] == CONFIG_PATH
-    assert warning["start_line"] == line_of(
-        config(image, automation=automation), "- name: podinfo-update"
-    )
+    assert warning["start_line"] == line_of(text, "- name: podinfo-update")
     assert "'release' holds a commit the bot did not write" in warning["message"]
     assert bot.sim.branch_sha(REPOSITORY, "release") == human
     assert bot.open_pulls(REPOSITORY) == []
@@ -273,7 +257,7 @@ async def test_a_push_before_the_pr_exists_is_recognised_as_someone_elses(bot, i
 
 
 async def test_two_automations_with_one_push_branch_are_a_config_error_on_both(bot, image):
-    text = config(image, automation="    git: {push: {branch: shared}}\n") + (
+    text = config(image, git="{push: {branch: shared}}") + (
         "  - name: other\n    git:\n      push:\n        branch: shared\n"
     )
     head = install(bot, {CONFIG_PATH: text.encode(), "deploy/app.yaml": manifest(image, "5.0.0")})

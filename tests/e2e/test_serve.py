@@ -17,6 +17,7 @@ import pytest
 from bot.config import CONFIG_PATH
 from tests.datapaths import REPO as CHECKOUT
 from tests.e2e.served import Served
+from tests.manifests import deployment, podinfo_config
 from tests.registryharness.push import Pusher
 from tests.registryharness.registry_proc import (
     REGISTRY_BINARY,
@@ -48,27 +49,8 @@ async def test_installing_the_app_opens_the_pr_with_a_private_registry(
     tmp_path, github_sim, app_key, registry
 ):
     image = f"{registry.host}/team/podinfo"
-    config = f"""\
-version: 1
-namespace: flux-system
-imageRepositories:
-  - name: podinfo
-    image: {image}
-    credentials: local
-imagePolicies:
-  - name: podinfo
-    imageRepositoryRef: podinfo
-    policy:
-      semver: {{range: '>=5.0.0 <6'}}
-imageUpdateAutomations:
-  - name: podinfo-update
-    update: {{path: ./deploy, strategy: Setters}}
-"""
-    manifest = (
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: podinfo, namespace: default}\n"
-        "spec:\n  template:\n    spec:\n      containers:\n        - name: podinfo\n"
-        f'          image: {image}:5.0.0 # {{"$imagepolicy": "flux-system:podinfo"}}\n'
-    )
+    config = podinfo_config(image=image, credentials="local", update_path="./deploy", labels=())
+    manifest = deployment("5.0.0", image=image)
     credentials = tmp_path / "registry-credentials.yml"
     credentials.write_text(
         f"local:\n  registry: {registry.host}\n  username: {USER[0]}\n"
@@ -92,7 +74,7 @@ imageUpdateAutomations:
         sim = bot.sim
         head = sim.create_repository(
             REPOSITORY,
-            files={CONFIG_PATH: config.encode(), "deploy/podinfo.yaml": manifest.encode()},
+            files={CONFIG_PATH: config.encode(), "deploy/podinfo.yaml": manifest},
         )
         # The simulator tells the bot: `installation created`, signed with the App's secret.
         sim.create_installation(bot.app_id, account="octo-org", repositories=[REPOSITORY])
@@ -100,9 +82,8 @@ imageUpdateAutomations:
         (pr,) = await bot.pull_opened(REPOSITORY)
         assert pr["head"] == BRANCH and pr["base"] == "main"
         assert f"{image}:5.0.0 -> {image}:5.0.3" in pr["body"]
-        assert (
-            sim.read_file(REPOSITORY, BRANCH, "deploy/podinfo.yaml")
-            == manifest.replace("5.0.0", "5.0.3").encode()
+        assert sim.read_file(REPOSITORY, BRANCH, "deploy/podinfo.yaml") == deployment(
+            "5.0.3", image=image
         )
         check = await bot.check_run(REPOSITORY)
         assert check["conclusion"] == "success" and check["head_sha"] == head

@@ -1,0 +1,84 @@
+"""Fakes of the network edge, shared by the tests and the benchmarks.
+
+Only what the bot reaches over the network is faked here. A test that just
+needs tags from a file has the real thing: `bot.snapshot.SnapshotTagSource`
+(`plan --tags`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from bot.config import ImageRepositoryConfig
+from bot.policy import apply_exclusions
+from bot.policy.model import DigestLookup
+from bot.registry.errors import RegistryError
+
+
+class FakeRegistry:
+    """Container registries, faked as a `bot.planner.TagSource`: tags and digests from dicts.
+
+    ``images`` maps an image, as the config writes it, to its tags; ``digests``
+    maps an image to ``{tag: digest}``. Both are the registry's content: a test
+    changes them (or calls `push`) between runs. An image that is not in
+    ``images`` fails like an unreachable registry, a tag without a digest like
+    a missing manifest, both with `RegistryError` as the real source raises.
+
+    Every question is recorded: ``scans`` (tag listings per image),
+    ``digests_asked`` ((image, tag) in order), ``refreshed`` ((image, tags to
+    refresh) per `digest_lookup`) and ``asked_by`` (the GitHub repositories
+    that `source` was called for, as ``Deps.tag_source`` is).
+    """
+
+    def __init__(
+        self,
+        images: Mapping[str, Iterable[str]] | None = None,
+        digests: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        self.images: dict[str, list[str]] = {
+            image: list(tags) for image, tags in (images or {}).items()
+        }
+        self.digests: dict[str, dict[str, str]] = {
+            image: dict(by_tag) for image, by_tag in (digests or {}).items()
+        }
+        self.scans: Counter[str] = Counter()
+        self.digests_asked: list[tuple[str, str]] = []
+        self.refreshed: list[tuple[str, tuple[str, ...]]] = []
+        self.asked_by: list[str] = []
+
+    def push(self, image: str, tag: str, *, digest: str | None = None) -> None:
+        """A new tag appears in the registry (``digest``: the manifest it points at)."""
+        tags = self.images.setdefault(image, [])
+        if tag not in tags:
+            tags.append(tag)
+        if digest is not None:
+            self.digests.setdefault(image, {})[tag] = digest
+
+    def source(self, github_repository: str) -> FakeRegistry:
+        """The tag source as one GitHub repository sees it: ``Deps(tag_source=registry.source)``."""
+        self.asked_by.append(github_repository)
+        return self
+
+    async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
+        """The image's tags after its exclusion list, in Flux order, as the real source gives them."""
+        self.scans[repo.image] += 1
+        if repo.image not in self.images:
+            raise RegistryError(f"registry unreachable for {repo.image}")
+        return apply_exclusions(self.images[repo.image], repo.exclusion_list)
+
+    def digest_lookup(
+        self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
+    ) -> DigestLookup:
+        self.refreshed.append((repo.image, tuple(refresh)))
+
+        async def lookup(tag: str) -> str:
+            self.digests_asked.append((repo.image, tag))
+            if repo.image not in self.images:
+                raise RegistryError(f"registry unreachable for {repo.image}")
+            digest = self.digests.get(repo.image, {}).get(tag)
+            if digest is None:
+                raise RegistryError(f"{repo.image}: no manifest for tag {tag!r}")
+            return digest
+
+        return lookup
