@@ -9,6 +9,7 @@ conflict (git would sometimes merge such edits line by line; the simulator is st
 from __future__ import annotations
 
 import heapq
+import stat
 
 from .gitstore import GitRepo
 
@@ -107,11 +108,24 @@ def merge_trees(git: GitRepo, ancestor: str | None, ours: str, theirs: str) -> s
 
 
 def can_merge(git: GitRepo, base_sha: str, head_sha: str) -> bool:
-    try:
-        ancestor = merge_base(git, base_sha, head_sha)
-        merge_trees(git, _tree(git, ancestor), git.commit_tree(base_sha), git.commit_tree(head_sha))
-    except MergeConflict:
-        return False
+    """Would `merge_trees` succeed? Walks only the subtrees both sides changed (no writes)."""
+    ancestor = _tree(git, merge_base(git, base_sha, head_sha))
+    return _mergeable(git, ancestor, git.commit_tree(base_sha), git.commit_tree(head_sha))
+
+
+def _mergeable(git: GitRepo, base: str | None, ours: str, theirs: str) -> bool:
+    a = git.tree_items(base) if base else {}
+    o, t = git.tree_items(ours), git.tree_items(theirs)
+    for name in set(a) | set(o) | set(t):
+        ea, eo, et = a.get(name), o.get(name), t.get(name)
+        if eo in (et, ea) or et == ea:
+            continue  # same result, or only one side changed it
+        dirs = [e for e in (eo, et) if e is not None and stat.S_ISDIR(e[0])]
+        if len(dirs) < 2:
+            return False  # both sides changed one file differently
+        under = ea[1] if ea is not None and stat.S_ISDIR(ea[0]) else None
+        if not _mergeable(git, under, eo[1], et[1]):  # type: ignore[index]
+            return False
     return True
 
 

@@ -104,6 +104,14 @@ class GitRepo:
         self._walk(tree_sha, "", recursive, out)
         return out
 
+    def tree_items(self, tree_sha: str) -> dict[str, tuple[int, str]]:
+        """name → (mode, sha) of one tree's own entries (no sizes read: cheap)."""
+        tree = self._repo.object_store[tree_sha.encode()]
+        return {
+            item.path.decode("utf-8", "surrogateescape"): (item.mode, item.sha.decode())
+            for item in tree.iteritems()
+        }
+
     def _walk(self, tree_sha: str, prefix: str, recursive: bool, out: list[Entry]) -> None:
         tree = self._repo.object_store[tree_sha.encode()]
         for item in tree.iteritems():
