@@ -186,24 +186,27 @@ class Proposal:
         return True
 
     async def _leave_alone(self) -> Outcome:
-        """Someone else's commit is on the branch: never overwrite it; say so once."""
+        """Someone else's commit is on the branch: never overwrite it; say why.
+
+        In the check run each time it runs fully, and on the PR, if there is one, once.
+        """
         state = self.state
-        if state.pr_number is not None:
-            if not state.taken_over_noted:
-                await self.pulls.comment(
-                    state.pr_number, TAKEN_OVER_COMMENT.format(branch=state.push_branch)
-                )
-                state.taken_over_noted = True
-            return Outcome(f"left alone: #{state.pr_number} has commits by someone else")
-        return Outcome(
-            f"left alone: {state.push_branch} has commits by someone else",
-            [
-                self._warning(
-                    f"branch {state.push_branch!r} holds a commit the bot did not write, so the "
-                    "bot leaves it alone; delete the branch, or choose another git.push.branch"
-                )
-            ],
+        where = f"#{state.pr_number}" if state.pr_number is not None else state.push_branch
+        why = self._warning(
+            f"branch {state.push_branch!r} holds a commit the bot did not write, so the bot "
+            "leaves it alone; "
+            + (
+                "close the pull request to let the bot propose again"
+                if state.pr_number is not None
+                else "delete the branch, or choose another git.push.branch"
+            )
         )
+        if state.pr_number is not None and not state.taken_over_noted:
+            await self.pulls.comment(
+                state.pr_number, TAKEN_OVER_COMMENT.format(branch=state.push_branch)
+            )
+            state.taken_over_noted = True
+        return Outcome(f"left alone: {where} has commits by someone else", [why])
 
     async def _withdraw(self, reason: str, *, rejected: bool) -> Outcome:
         """Nothing to propose: close the open PR, if there is one, saying why."""

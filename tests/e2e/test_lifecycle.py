@@ -248,6 +248,10 @@ async def test_a_push_before_the_pr_exists_is_recognised_as_someone_elses(bot, i
 
     (comment,) = await bot.wait_until(noted, what="the bot's note")
     assert "Someone other than the bot pushed" in comment["body"]
+    check = await bot.check_run(
+        REPOSITORY, lambda c: any("did not write" in a["message"] for a in c["annotations"])
+    )
+    assert any("close the pull request" in a["message"] for a in check["annotations"])
     image.push("5.0.4")
     await bot.log_line("left alone", count=2)
     assert bot.sim.branch_sha(REPOSITORY, branch) == theirs
