@@ -2,8 +2,10 @@
 
 Only the network edges are fake: the registry is `tests.fakes.FakeRegistry` (tags
 from a dict), GitHub is the simulator (real git repositories behind a REST API).
-Everything else is the real app: store, GitHub layer, planner, reconcile, webhook
-handlers.
+Everything else is the real app: store, GitHub layer, planner, reconcile, and the
+webhook endpoint with its handlers, to which the simulator sends its own signed
+deliveries (a recording queue stands in for the scheduler: each test says when
+a reconcile runs).
 """
 
 from __future__ import annotations
@@ -13,18 +15,19 @@ import json
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from bot.config import CONFIG_PATH
 from bot.github.auth import AppCredentials
 from bot.github.client import AppClient
 from bot.github.errors import GitHubError
 from bot.handlers import Services
-from bot.handlers import router as webhook_router
 from bot.reconcile import Deps, reconcile, run_repository
 from bot.scheduler import Scheduler
 from bot.server import InstallationClients
 from bot.store import Store
 from bot.update.prbody import PullRequestState
+from bot.web import make_app
 from tests.fakes import FakeRegistry
 from tests.manifests import (
     BRANCH,
@@ -37,6 +40,20 @@ from tests.manifests import (
 )
 
 REPO = "octo-org/app"
+SECRET = "lifecycle-webhook-secret"
+
+
+class RecordingQueue:
+    """The scheduler's place for the webhook handlers: runs asked for are recorded."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def enqueue(self, repository: str) -> None:
+        self.asked.append(repository)
+
+    def forget(self, repository: str) -> None:
+        pass
 
 
 class World:
@@ -46,6 +63,7 @@ class World:
         self.sim = github_sim.sim
         self.url = github_sim.url
         app_id, private_pem, public_pem = app_key
+        self.app_id = app_id
         self.sim.register_app(app_id=app_id, public_key_pem=public_pem)
         self.installation = self.sim.create_installation(
             app_id, account="octo-org", repositories=[]
@@ -70,7 +88,17 @@ class World:
         self.store.add_repository(full_name, self.installation)
         return sha
 
+    async def receive_webhooks(self) -> TestServer:
+        """Serve the bot's webhook endpoint and point the App's webhook at it."""
+        self.queue = RecordingQueue()
+        app = make_app(Services(store=self.store, scheduler=self.queue), secret=SECRET)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        self.sim.set_webhook(self.app_id, str(server.make_url("/api/github/webhooks")), SECRET)
+        return server
+
     async def reconcile(self, full_name: str = REPO):
+        await self.sim.wait_deliveries()  # what happened so far has been told to the bot
         return await reconcile(self.deps, full_name)
 
     def open_pulls(self, full_name: str = REPO) -> list[dict]:
@@ -79,51 +107,19 @@ class World:
     def requests(self) -> int:
         return sum(n for key, n in self.sim.counters.items() if not key.endswith(" 304"))
 
-    async def deliver(self, event: str, payload: dict) -> None:
-        """A webhook delivery, through the real handlers (the scheduler only records)."""
-        from gidgethub import sansio
-
-        queued: list[str] = []
-
-        class Queue:
-            def enqueue(self, repository: str) -> None:
-                queued.append(repository)
-
-            def forget(self, repository: str) -> None:
-                pass
-
-        services = Services(store=self.store, scheduler=Queue())
-        await webhook_router.dispatch(
-            sansio.Event(payload, event=event, delivery_id="test"), services
-        )
-
-    def pull_request_payload(self, pr: dict, *, action: str, merged: bool = False) -> dict:
-        return {
-            "action": action,
-            "number": pr["number"],
-            "pull_request": {
-                "number": pr["number"],
-                "state": "closed" if action == "closed" else "open",
-                "merged": merged,
-                "body": pr["body"],
-                "head": {"ref": pr["head"], "sha": pr["head_sha"], "repo": {"full_name": REPO}},
-                "base": {"ref": pr["base"]},
-            },
-            "repository": {"full_name": REPO, "default_branch": "main"},
-            "installation": {"id": self.installation},
-            "sender": {"login": "alice", "type": "User"},
-        }
-
 
 @pytest.fixture
 async def world(github_sim, app_key):
     async with aiohttp.ClientSession() as session:
         w = World(github_sim, app_key, session)
+        server = await w.receive_webhooks()
         w.add_repository(
             REPO,
             {**podinfo_files("5.0.0"), "README.md": b"# app\n"},
         )
         yield w
+        await w.sim.wait_deliveries()
+        await server.close()
         w.store.close()
 
 
@@ -132,16 +128,8 @@ def parents(world: World, sha: str) -> list[str]:
 
 
 async def close_as_person(world: World, number: int) -> None:
-    token = world.sim.issue_token(world.installation)
-    async with (
-        aiohttp.ClientSession() as session,
-        session.patch(
-            f"{world.url}/repos/{REPO}/pulls/{number}",
-            json={"state": "closed"},
-            headers={"Authorization": f"token {token}"},
-        ) as response,
-    ):
-        assert response.status == 200
+    world.sim.close_pull(REPO, number, as_user="alice")
+    await world.sim.wait_deliveries()
 
 
 # -- opening, short-circuit, updating ---------------------------------------------------
@@ -225,18 +213,12 @@ async def test_someone_elses_push_to_the_bot_branch_is_left_alone_and_said_once(
 
 async def test_a_push_webhook_from_someone_else_also_locks_the_branch(world):
     await world.reconcile()
-    human = world.sim.push(REPO, BRANCH, {"clusters/extra.yaml": b"a: 1\n"}, message="mine")
-    await world.deliver(
-        "push",
-        {
-            "ref": f"refs/heads/{BRANCH}",
-            "after": human,
-            "repository": {"full_name": REPO, "default_branch": "main"},
-            "installation": {"id": world.installation},
-            "sender": {"login": "alice", "type": "User"},
-        },
+    human = world.sim.push(
+        REPO, BRANCH, {"clusters/extra.yaml": b"a: 1\n"}, message="mine", as_user="alice"
     )
+    await world.sim.wait_deliveries()
     assert world.store.automation_state(REPO, "podinfo-update").taken_over
+    assert world.queue.asked[-1] == REPO
     outcome = await world.reconcile()
     assert outcome.automations["podinfo-update"].startswith("left alone")
     assert world.sim.branch_sha(REPO, BRANCH) == human
@@ -245,9 +227,8 @@ async def test_a_push_webhook_from_someone_else_also_locks_the_branch(world):
 async def test_closed_unmerged_is_not_reopened_but_a_newer_image_is_proposed(world):
     await world.reconcile()
     (pr,) = world.open_pulls()
-    await close_as_person(world, pr["number"])
-    closed = next(p for p in world.sim.pulls(REPO) if p["number"] == pr["number"])
-    await world.deliver("pull_request", world.pull_request_payload(closed, action="closed"))
+    await close_as_person(world, pr["number"])  # the simulator sends `closed`
+    assert world.store.is_rejected(REPO, "podinfo-update", pr_change_set(pr))
 
     outcome = await world.reconcile()
     assert outcome.automations["podinfo-update"] == "declined before; not proposed again"
@@ -263,6 +244,7 @@ async def test_closed_unmerged_is_not_reopened_but_a_newer_image_is_proposed(wor
 async def test_a_close_without_a_webhook_is_noticed_when_the_pr_is_next_updated(world):
     await world.reconcile()
     (pr,) = world.open_pulls()
+    world.sim.drop_deliveries(event="pull_request", action="closed")
     await close_as_person(world, pr["number"])  # and the webhook never arrives
     world.registry.push(IMAGE, "5.0.4")
     outcome = await world.reconcile()
@@ -290,9 +272,8 @@ async def test_nothing_left_to_change_closes_the_pr_with_a_comment(world):
 async def test_merged_pr_is_recorded_and_the_next_update_opens_a_new_one(world):
     await world.reconcile()
     (pr,) = world.open_pulls()
-    await world.deliver(
-        "pull_request", world.pull_request_payload(pr, action="closed", merged=True)
-    )
+    world.sim.merge_pull(REPO, pr["number"], as_user="alice")
+    await world.sim.wait_deliveries()
     assert world.store.merged_prs(REPO) == [("podinfo-update", pr["number"], pr_change_set(pr))]
     assert world.store.automation_state(REPO, "podinfo-update").pr_number is None
 
