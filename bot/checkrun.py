@@ -56,14 +56,17 @@ def render_checks(
     policy_problems: Mapping[str, Problem],
     latest: Mapping[str, LatestRef],
     config_changed: bool,
+    policies_changed: bool = False,
 ) -> list[CheckRun]:
     """One check run per base commit with something to say that a pull request does not show.
 
     That is: errors and warnings, a new or edited config (its verdict), a
     direct commit (no PR shows it), or a change list too long for the PR
-    body. A routine PR update adds none, so a busy base branch does not get
-    one per commit. Config and policy problems go on the default branch's head,
-    where the config file is.
+    body; and, on the config's head, a change in which policies fail (so a
+    check that said a registry was down is superseded once it is back). A
+    routine PR update adds none, so a busy base branch does not get one per
+    commit. Config and policy problems go on the default branch's head, where
+    the config file is.
     """
     by_head: dict[str, list[AutomationReport]] = {}
     for report in reports:
@@ -73,12 +76,14 @@ def render_checks(
     for head, group in by_head.items():
         problems = _unique(p for r in group for p in r.all_problems)
         policies: list[Problem] = []
+        news = config_changed
         if head == config_head:
             problems = [*config_problems, *problems]
             policies = [policy_problems[name] for name in sorted(policy_problems)]
+            news = news or policies_changed
         shortened = [r for r in group if r.plan and r.plan.result and is_shortened(r.plan.body())]
         direct = any(r.direct_commit for r in group)
-        if not (problems or policies or direct or shortened or config_changed):
+        if not (problems or policies or direct or shortened or news):
             continue
         errors = [p for p in problems if p.is_error]
         warnings = [p for p in problems if not p.is_error]

@@ -148,6 +148,8 @@ class Proposal:
             return
         head = pull["head"]["sha"]
         block = PullRequestState.parse(pull.get("body"))
+        if self.store.rejected_by_pull_request(state.repository, state.automation, pull["number"]):
+            reopened(self.store, state, pull)  # reopened while no webhook came: a person wants it
         self._remember_pull(pull)
         if block is None or block.automation != state.automation:
             state.taken_over = True  # a PR from our branch that the bot did not open
@@ -170,14 +172,19 @@ class Proposal:
         """Is a taken-over branch the bot's again? One conditional request.
 
         Its PR was closed (a missed webhook: recorded now, as the webhook would),
-        or, with no PR, the branch was deleted or reset to the bot's own commit.
+        or the head is the bot's own commit after all (a late webhook locked it), or,
+        with no PR, the branch was deleted or reset to the bot's own commit.
         """
         state = self.state
         if state.pr_number is not None:
             pull = await self.pulls.get(state.pr_number)
-            if pull.get("state") != "closed":
+            if pull.get("state") == "closed":
+                closed(self.store, state, pull)
+                return True
+            if not state.bot_wrote(pull["head"]["sha"]):
                 return False
-            closed(self.store, state, pull)
+            # The head is the bot's own commit: the lock came from a late or repeated webhook.
+            state.taken_over = state.taken_over_noted = False
             return True
         head = await self.repo.branch_sha(state.push_branch)
         if head is not None and not state.may_move(head):
@@ -218,14 +225,20 @@ class Proposal:
         if pull.get("state") == "closed":
             closed(self.store, state, pull)
             return Outcome(f"#{number} was closed meanwhile")
+        if not state.bot_wrote(pull["head"]["sha"]):
+            state.taken_over = True  # the bot promised not to close a PR someone pushed to
+            return await self._leave_alone()
         await self.pulls.close(number, comment=reason)
         state.forget_pull_request(head=pull["head"]["sha"])
         return Outcome(f"closed #{number}")
 
     async def _update(self, plan: AutomationPlan, sha: str) -> Outcome | None:
-        """The open PR: read it, update its text, then move the branch; None if it was closed.
+        """The open PR: read it, move the branch, then update its text; None if it was closed.
 
-        The PR's ``head.sha`` is the compare-and-swap check for the forced move.
+        The PR's ``head.sha``, read just before, is the compare-and-swap check
+        for the forced move (GitHub's REST API has no lease on refs: the window
+        is one round trip). The text is written after the move, so a push that
+        lands meanwhile is seen by the next run, never overwritten by a text update.
         """
         state = self.state
         number = state.pr_number
@@ -235,15 +248,12 @@ class Proposal:
             closed(self.store, state, pull)  # the webhook was missed
             return None
         head = pull["head"]["sha"]
-        if not state.bot_wrote(head):
+        if not state.bot_wrote(head) or self._locked_meanwhile():
             state.taken_over = True
             return await self._leave_alone()
-        body = plan.body(head=sha)
-        if (state.pr_title, state.pr_body) != (plan.title, body):
-            await self.pulls.update(number, title=plan.title, body=body)
-            state.pr_title, state.pr_body = plan.title, body
-        # Saved before the branch moves: a crash in between must not look like someone else's push.
-        state.prior_sha, state.written_sha = state.written_sha, sha
+        # Saved before the branch moves: a crash in between must not look like someone
+        # else's push. `prior_sha` is the head just verified, so failed moves never drift.
+        state.prior_sha, state.written_sha = head, sha
         self._save()
         try:
             await self.repo.set_branch(
@@ -252,9 +262,17 @@ class Proposal:
         except NotFound:
             # The branch was deleted under the open PR: make it again.
             await self.repo.set_branch(state.push_branch, sha, expected=None, force=False)
+        body = plan.body(head=sha)
+        if (state.pr_title, state.pr_body) != (plan.title, body):
+            await self.pulls.update(number, title=plan.title, body=body)
+            state.pr_title, state.pr_body = plan.title, body
         await self._sync_labels()
         state.change_set = plan.change_set
         return Outcome(f"updated #{number}")
+
+    def _locked_meanwhile(self) -> bool:
+        """Did a webhook lock the branch while this run was working? (a local read)"""
+        return self.store.automation_state(self.state.repository, self.state.automation).taken_over
 
     async def _open(self, plan: AutomationPlan, sha: str) -> Outcome:
         """No open PR: put `sha` on the branch (never over someone else's commit), open the PR."""
@@ -285,28 +303,29 @@ class Proposal:
         False, and nothing written, when the branch holds someone else's commit.
         """
         state = self.state
-        previous = state.written_sha, state.prior_sha
+        before = state.written_sha, state.prior_sha
+        owned = {h for h in (*before, state.released_head) if h}
+        expected = state.written_sha or state.released_head
         # Saved before the branch moves: a crash in between must not look like someone else's push.
-        state.prior_sha, state.written_sha = state.written_sha, sha
+        state.prior_sha, state.written_sha = expected, sha
         self._save()
-        expected = state.prior_sha or state.released_head
         try:
             await self.repo.set_branch(
                 state.push_branch, sha, expected=expected, force=expected is not None
             )
             return True
         except BranchMoved as moved:
-            if moved.actual is None:  # deleted: create it
+            actual = moved.actual
+            if actual is None:  # deleted: create it
                 await self.repo.set_branch(state.push_branch, sha, expected=None, force=False)
-                return True
-            if state.may_move(moved.actual):
-                if moved.actual != sha:
-                    await self.repo.set_branch(
-                        state.push_branch, sha, expected=moved.actual, force=True
-                    )
-                return True
-            state.written_sha, state.prior_sha = previous
-            return False
+            elif actual in owned:  # an earlier move of ours failed, or a closed PR's head
+                state.prior_sha = actual
+                self._save()
+                await self.repo.set_branch(state.push_branch, sha, expected=actual, force=True)
+            elif actual != sha:
+                state.written_sha, state.prior_sha = before
+                return False
+            return True
 
     async def _sync_labels(self) -> None:
         state = self.state
@@ -388,17 +407,15 @@ def reopened(store: Store, state: AutomationState, pull: dict) -> None:
 
 
 def pushed(store: Store, state: AutomationState, after: str) -> bool:
-    """Something was pushed to the bot's branch; True when it was not the bot.
+    """Something was pushed to the bot's branch, or it was deleted; True when the run must look.
 
     The pushed head is compared with the commits the bot wrote, whether or
-    not its PR number is known yet: an early push is someone else's too.
+    not its PR number is known yet: an early push is someone else's too. A
+    late or repeated delivery may lock the branch wrongly; the next run sees
+    the head is the bot's own and lifts the lock (`Proposal.given_back`). A
+    deletion changes no state: the next write finds the branch missing.
     """
     if after == ZERO_SHA:
-        # Deleted (after a merge, say): the next proposal starts it afresh.
-        state.written_sha = state.prior_sha = state.released_head = None
-        if state.pr_number is None:
-            state.taken_over = state.taken_over_noted = False
-        store.save_automation_state(state)
         return True
     if state.bot_wrote(after):
         return False

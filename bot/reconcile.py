@@ -21,7 +21,13 @@ from bot.checkrun import AutomationReport, render_checks
 from bot.config import CONFIG_PATH, AutomationConfig, Config, load_config
 from bot.github.checks import report_check
 from bot.github.client import GitHubClient
-from bot.github.errors import EmptyRepository, GitHubError, NotFound
+from bot.github.errors import (
+    AuthenticationFailed,
+    EmptyRepository,
+    GitHubError,
+    NotFound,
+    RateLimited,
+)
 from bot.github.repo import WORKFLOWS_DIR, BlobCache, Repo, Tree, is_workflow_file
 from bot.planner import (
     AutomationPlan,
@@ -211,6 +217,7 @@ class _Run:
             and not record.dirty
             and record.config_sha == self.config_sha
             and self.previous_latest == self.observation.latest
+            and set(record.policy_errors) == set(self.observation.errors)
         )
         for automation in self.automations:
             branch = automation.checkout_branch or record.default_branch
@@ -239,12 +246,7 @@ class _Run:
         branch = automation.checkout_branch or self.record.default_branch
         assert branch is not None
         if branch in self.missing:
-            problem = error(
-                self.config.path,
-                automation.line,
-                1,
-                f"automation {automation.name!r}: no branch {branch!r} to check out",
-            )
+            problem = self._problem(automation, f"no branch {branch!r} to check out")
             self._report(
                 AutomationReport(
                     automation.name, self.head_sha, "checkout branch missing", problems=[problem]
@@ -258,16 +260,26 @@ class _Run:
         state.base_branch = branch
         proposal = self._proposal(automation, state)
         direct = automation.push_branch == branch
-        if direct:
+        try:
+            if direct:
 
-            async def replan(head: str) -> tuple[Tree, AutomationPlan]:
-                return await self._plan(automation, head)
+                async def replan(head: str) -> tuple[Tree, AutomationPlan]:
+                    return await self._plan(automation, head)
 
-            result, base_sha, plan = await proposal.commit_directly(plan, tree, replan)
-            if branch == self.record.default_branch:
-                self.base_heads[branch] = base_sha  # our own commit: not a change to react to
-        else:
-            result = await proposal.propose(plan, tree)
+                result, base_sha, plan = await proposal.commit_directly(plan, tree, replan)
+                if branch == self.record.default_branch:
+                    self.base_heads[branch] = base_sha  # our own commit: not a change to react to
+            else:
+                result = await proposal.propose(plan, tree)
+        except GitHubError as exc:
+            if not refused_for_good(exc):
+                raise  # unreachable, 5xx, rate limits: the scheduler retries the repository
+            # GitHub said no to this automation (a locked PR, drafts not allowed...):
+            # say so on it and go on with the others, rather than retry for ever.
+            result = Outcome(
+                "GitHub refused a request (see errors)",
+                [self._problem(automation, f"GitHub refused: {exc.message}")],
+            )
         state.base_sha = base_sha
         self.store.save_automation_state(state)
         self._report(
@@ -279,6 +291,11 @@ class _Run:
                 result.problems,
                 direct_commit=direct and result.status.startswith("committed"),
             )
+        )
+
+    def _problem(self, automation: AutomationConfig, message: str) -> Problem:
+        return error(
+            self.config.path, automation.line, 1, f"automation {automation.name!r}: {message}"
         )
 
     def _proposal(self, automation: AutomationConfig, state) -> Proposal:
@@ -338,6 +355,8 @@ class _Run:
             policy_problems=self.observation.errors,
             latest=self.observation.latest,
             config_changed=record.config_sha != self.config_sha,
+            # By name: a message that varies from run to run is not news.
+            policies_changed=set(record.policy_errors) != set(self.observation.errors),
         )
         for check in checks:
             await report_check(
@@ -351,9 +370,13 @@ class _Run:
                 annotations=check.annotations,
             )
 
+    def _policy_errors(self) -> dict[str, str]:
+        return {name: problem.message for name, problem in self.observation.errors.items()}
+
     # 7.
     def remember(self) -> None:
         self.store.save_latest(self.repo.full_name, self.observation.latest)
+        self.record.policy_errors = self._policy_errors()
         assert self.record.default_branch is not None
         self._save_record(head_sha=self.base_heads[self.record.default_branch])
 
@@ -365,6 +388,12 @@ class _Run:
         record.last_error = None
         self.store.save_repository(record)
         self.store.clear_dirty(record.full_name, seen=record.dirty)
+
+
+def refused_for_good(exc: GitHubError) -> bool:
+    """A 4xx answer that asking again will not change (not auth, not a rate limit)."""
+    transient = isinstance(exc, RateLimited | AuthenticationFailed)
+    return exc.status is not None and 400 <= exc.status < 500 and not transient
 
 
 def _interval_of(record: RepositoryRecord | None) -> float | None:

@@ -479,3 +479,101 @@ async def test_a_missing_checkout_branch_is_an_error_for_that_automation_only(wo
     (check,) = world.sim.check_runs(REPO)
     assert check["conclusion"] == "failure"
     assert any("no branch 'release'" in a["message"] for a in check["annotations"])
+
+
+async def test_a_failing_policy_is_reported_even_when_its_image_stays_and_cleared_when_fixed(world):
+    await world.reconcile()  # opens the PR
+    checks = len(world.sim.check_runs(REPO))
+    del world.registry.images[IMAGE]  # the registry goes away: the policy keeps 5.0.3
+    outcome = await world.reconcile()
+    assert not outcome.short_circuited
+    (check,) = world.sim.check_runs(REPO)[checks:]
+    assert check["conclusion"] == "neutral"
+    assert [a["path"] for a in check["annotations"]] == [CONFIG_PATH]
+    assert (await world.reconcile()).short_circuited  # said once, not every tick
+    world.registry.images[IMAGE] = ["5.0.0", "5.0.3"]
+    outcome = await world.reconcile()
+    assert not outcome.short_circuited
+    (cleared,) = world.sim.check_runs(REPO)[checks + 1 :]
+    assert cleared["conclusion"] == "success" and cleared["annotations"] == []
+
+
+async def test_a_request_github_refuses_for_good_is_an_error_on_that_automation(world):
+    world.sim.inject(
+        method="POST",
+        route="/repos/{owner}/{repo}/pulls",
+        status=422,
+        times=None,
+        body={"message": "Validation Failed", "errors": [{"message": "Drafts are not supported"}]},
+    )
+    outcome = await world.reconcile()  # no exception: not retried for ever
+    assert outcome.automations["podinfo-update"] == "GitHub refused a request (see errors)"
+    (check,) = world.sim.check_runs(REPO)
+    (annotation,) = check["annotations"]
+    assert annotation["path"] == CONFIG_PATH and "GitHub refused" in annotation["message"]
+    assert check["conclusion"] == "failure"
+
+
+async def test_a_late_push_webhook_for_the_bots_own_commit_does_not_lock_it_out(world):
+    world.sim.drop_deliveries(event="push")  # held back: it arrives late, below
+    await world.reconcile()  # opens #1: creating the branch is a push
+    (late,) = [d for d in world.sim.deliveries if d.state == "dropped"]
+    assert late.payload["ref"] == f"refs/heads/{BRANCH}"
+    for tag in ("5.0.4", "5.0.5"):
+        world.registry.push(IMAGE, tag)
+        await world.reconcile()
+    world.sim.redeliver(late.id)
+    await world.sim.wait_deliveries()
+    assert world.store.automation_state(REPO, "podinfo-update").taken_over  # for now
+    outcome = await world.reconcile()
+    (pr,) = world.open_pulls()
+    assert outcome.automations["podinfo-update"] == f"up to date #{pr['number']}"
+    assert pr["comments"] == []
+    world.registry.push(IMAGE, "5.0.6")
+    assert (await world.reconcile()).automations["podinfo-update"] == f"updated #{pr['number']}"
+
+
+async def test_branch_moves_that_failed_twice_are_not_mistaken_for_someone_elses(world):
+    await world.reconcile()
+    world.sim.inject(
+        method="PATCH", route="/repos/{owner}/{repo}/git/refs/{ref}", status=502, times=None
+    )
+    for tag in ("5.0.4", "5.0.5"):
+        world.registry.push(IMAGE, tag)
+        with pytest.raises(GitHubError):
+            await world.reconcile()
+    world.sim.clear_faults()
+    outcome = await world.reconcile()
+    (pr,) = world.open_pulls()
+    assert outcome.automations["podinfo-update"] == f"updated #{pr['number']}"
+    assert pr["comments"] == []
+    assert world.sim.read_file(REPO, BRANCH, DEPLOY_PATH) == deployment("5.0.5")
+
+
+async def test_a_pr_reopened_while_no_webhook_came_is_kept_not_closed_again(world):
+    await world.reconcile()
+    (pr,) = world.open_pulls()
+    await close_as_person(world, pr["number"])
+    world.sim.drop_deliveries(event="pull_request", action="reopened")
+    world.sim.reopen_pull(REPO, pr["number"], as_user="alice")
+    await world.sim.wait_deliveries()
+    world.store.mark_dirty(REPO)
+    outcome = await world.reconcile()
+    assert outcome.automations["podinfo-update"] == f"up to date #{pr['number']}"
+    (still,) = world.open_pulls()
+    assert still["number"] == pr["number"]
+    assert not world.store.is_rejected(REPO, "podinfo-update", pr_change_set(pr))
+
+
+async def test_a_pr_someone_pushed_to_is_not_closed_when_nothing_is_left(world):
+    await world.reconcile()
+    (pr,) = world.open_pulls()
+    world.sim.drop_deliveries(event="push")
+    world.sim.drop_deliveries(event="pull_request", action="synchronize")
+    human = world.sim.push(REPO, BRANCH, {"NOTES.md": b"mine\n"}, as_user="alice")
+    world.sim.push(REPO, "main", {DEPLOY_PATH: deployment("5.0.3")}, message="by hand")
+    await world.sim.wait_deliveries()
+    outcome = await world.reconcile()
+    assert outcome.automations["podinfo-update"].startswith("left alone")
+    (still,) = world.open_pulls()
+    assert still["number"] == pr["number"] and world.sim.branch_sha(REPO, BRANCH) == human
