@@ -19,20 +19,26 @@ Transitions (→ what a person sees)::
 
     none       --propose: changes-->       open        branch created, PR opened
     none       --propose: branch has someone else's head--> taken over   check-run warning
-    open       --propose: new changes-->   open        PR text updated, then branch rebuilt
+    open       --propose: new changes-->   open        branch rebuilt, then PR text updated
     open       --propose: nothing left-->  none        PR closed with a comment
     open       --propose: declined before-->none       PR closed with a comment
-    open       --pushed (not the bot's)--> taken over  PR comment
+    open       --propose: head not the bot's--> taken over   PR comment, check-run warning
+    open       --pushed (not the bot's)--> taken over  PR comment, check-run warning
     open       --closed, merged-->         none        merge recorded
     open       --closed, unmerged-->       none        its change set is never proposed again
     taken over --closed / branch deleted--> none       then proposes afresh in the same run
+    taken over --head is the bot's after all--> open   a late or repeated webhook's lock lifted
     none       --reopened-->               open        the rejection is forgotten
     direct     --commit_directly-->        direct      fast-forward, re-planned if it lost a race
 
-`closed` is reached by the webhook, or by a run that finds the PR closed
-(a webhook missed while the bot was down): both go through the same function.
-Before the PR's text is rewritten, its state is read, so a closed PR is
-never edited.
+`closed` and `reopened` are reached by the webhook, or by a run that finds
+the PR so (a webhook missed while the bot was down): both go through the
+same function. A webhook never decides alone: `pushed` may lock the branch,
+but the next run reads the head and lifts a lock that a late delivery set.
+Before the branch is moved or the PR's text rewritten, the PR is read, so a
+closed PR is never edited and the read head is the compare-and-swap check.
+Every 4xx GitHub answers for good is reported on the automation by the
+reconcile, so one refused request never wedges the repository.
 """
 
 from __future__ import annotations
