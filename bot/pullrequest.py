@@ -131,6 +131,7 @@ class Proposal:
             and state.written_sha is not None
             and state.change_set == plan.change_set
             and state.base_sha == tree.commit_sha
+            and (state.pr_title, state.pr_body) == (plan.title, plan.body(head=state.written_sha))
         ):
             await self._sync_labels()
             return Outcome(f"up to date #{state.pr_number}")

@@ -577,3 +577,20 @@ async def test_a_pr_someone_pushed_to_is_not_closed_when_nothing_is_left(world):
     assert outcome.automations["podinfo-update"].startswith("left alone")
     (still,) = world.open_pulls()
     assert still["number"] == pr["number"] and world.sim.branch_sha(REPO, BRANCH) == human
+
+
+async def test_a_new_pr_title_in_the_config_reaches_the_open_pr(world):
+    # The automation checks out `release`; its config lives on `main`: the base does not move.
+    config = podinfo_config(git="{checkout: {ref: {branch: release}}}")
+    world.sim.push(REPO, "main", {CONFIG_PATH: config.encode()}, message="release")
+    world.sim.push(REPO, "release", {}, message="branch")
+    await world.reconcile()
+    (pr,) = world.open_pulls()
+    titled = config.replace(
+        "    pullRequest:\n", "    pullRequest:\n      title: Images for release\n"
+    )
+    world.sim.push(REPO, "main", {CONFIG_PATH: titled.encode()}, message="title")
+    outcome = await world.reconcile()
+    assert outcome.automations["podinfo-update"] == f"updated #{pr['number']}"
+    (pr,) = world.open_pulls()
+    assert pr["title"] == "Images for release"
