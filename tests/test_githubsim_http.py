@@ -206,3 +206,14 @@ async def test_person_push_rules_and_pr_follows_its_branch(env):
     sim.push(REPO, "bot", {"x.yaml": b"3\n"}, parent=first, force=True)
     sim.delete_branch(REPO, "bot")
     assert [p["state"] for p in sim.pulls(REPO)] == ["closed"]
+
+
+async def test_a_lost_answer_carries_the_write_out_and_drops_the_connection(env):
+    sim, api, _, _ = env
+    sim.inject(method="POST", route="/repos/{owner}/{repo}/git/refs", status=None, lose_answer=True)
+    head = sim.branch_sha(REPO, "main")
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await api.post(f"/repos/{REPO}/git/refs", {"ref": "refs/heads/made", "sha": head})
+    assert sim.branch_sha(REPO, "made") == head  # it happened all the same
+    again = await api.post(f"/repos/{REPO}/git/refs", {"ref": "refs/heads/made", "sha": head})
+    assert again.status == 422  # "Reference already exists": answered normally again

@@ -342,3 +342,16 @@ async def test_a_config_that_is_not_utf8_is_annotated_as_such(bot, image):
     assert annotation["path"] == CONFIG_PATH and annotation["start_line"] == 2
     assert "UTF-8" in annotation["message"] and "\ufffd" not in annotation["message"]
     assert check["conclusion"] == "failure"
+
+
+async def test_writes_whose_answer_was_lost_are_looked_up_not_repeated(bot, image):
+    # GitHub creates the branch and the PR, but the bot never hears back.
+    for route in ("/repos/{owner}/{repo}/git/refs", "/repos/{owner}/{repo}/pulls"):
+        bot.sim.inject(method="POST", route=route, status=None, lose_answer=True)
+    install(bot, {CONFIG_PATH: config(image).encode(), "deploy/app.yaml": manifest(image, "5.0.0")})
+    (pr,) = await bot.pull_opened(REPOSITORY)
+    await bot.log_line(f"opened #{pr['number']}")
+    assert len(bot.sim.pulls(REPOSITORY)) == 1
+    assert bot.sim.counters["POST /repos/{owner}/{repo}/pulls"] == 1  # never sent twice
+    assert bot.sim.counters["POST /repos/{owner}/{repo}/git/refs"] == 1
+    assert "reconcile stopped" not in bot.text()

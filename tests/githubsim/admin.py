@@ -171,7 +171,7 @@ async def inject_fault(request: web.Request) -> web.Response:
     sim_of(request).inject(
         method=body.get("method"), route=body.get("route"), status=body.get("status", 502),
         times=body.get("times", 1), headers=body.get("headers"), body=body.get("body"),
-        delay=float(body.get("delay", 0.0)),
+        delay=float(body.get("delay", 0.0)), lose_answer=bool(body.get("lose_answer", False)),
     )  # fmt: skip
     return json_response({"faults": len(sim_of(request).faults)}, status=201)
 

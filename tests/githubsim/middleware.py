@@ -60,7 +60,7 @@ def make_middleware(sim: GitHubSim):
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
-            if fault.status is not None:
+            if fault.status is not None and not fault.lose_answer:
                 return _fault_response(fault)
         if template.startswith("/_codeload"):
             return await _errors_as_json(handler, request)
@@ -94,6 +94,9 @@ def make_middleware(sim: GitHubSim):
                     response.body or b"",
                 )  # fmt: skip
             )
+        if fault is not None and fault.lose_answer and request.transport is not None:
+            # Done, but the answer never arrives: the client sees the connection drop.
+            request.transport.abort()
         return response
 
     return github_behaviour

@@ -260,10 +260,15 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
 
     def inject(self, method: str | None = None, route: str | None = None, status: int | None = 502,
                times: int | None = 1, headers: dict[str, str] | None = None, body: Any = None,
-               delay: float = 0.0) -> Fault:  # fmt: skip
-        """Answer the next `times` matching requests with `status` (None: only delay them)."""
+               delay: float = 0.0, lose_answer: bool = False) -> Fault:  # fmt: skip
+        """Answer the next `times` matching requests with `status` (None: only delay them).
+
+        `lose_answer`: carry the request out, then close the connection without an
+        answer (a write that took effect although the client saw it fail).
+        """
         fault = Fault(method=method.upper() if method else None, route=route, status=status,
-                      times=times, headers=dict(headers or {}), body=body, delay=delay)  # fmt: skip
+                      times=times, headers=dict(headers or {}), body=body, delay=delay,
+                      lose_answer=lose_answer)  # fmt: skip
         self.faults.append(fault)
         return fault
 

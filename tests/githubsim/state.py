@@ -162,6 +162,7 @@ class Fault:
     headers: dict[str, str]
     body: Any
     delay: float
+    lose_answer: bool = False  # process the request, then drop the connection unanswered
 
     def matches(self, method: str, route: str) -> bool:
         if self.times is not None and self.times <= 0:
