@@ -28,6 +28,7 @@ Transitions (→ what a person sees)::
     open       --closed, unmerged-->       none        its change set is never proposed again
     taken over --closed / branch deleted--> none       then proposes afresh in the same run
     taken over --head is the bot's after all--> open   a late or repeated webhook's lock lifted
+    open       --retire (left the config)--> (gone)    PR closed with a comment, state forgotten
     none       --reopened-->               open        the rejection is forgotten
     direct     --commit_directly-->        direct      fast-forward, re-planned if it lost a race
 
@@ -64,6 +65,7 @@ ZERO_SHA = "0" * 40
 
 NOTHING_LEFT = "Nothing is left to update: the files already use the latest images."
 DECLINED = "These exact changes were declined before, so they are not proposed again."
+REMOVED = "The automation `{name}` is no longer in the bot's config, so its pull request is closed."
 TAKEN_OVER_COMMENT = (
     "Someone other than the bot pushed to `{branch}`, so the bot leaves this branch alone "
     "from now on: it will not update or close this pull request. Merge or close it "
@@ -221,6 +223,13 @@ class Proposal:
             )
             state.taken_over_noted = True
         return Outcome(f"left alone: {where} has commits by someone else", [why])
+
+    async def retire(self) -> Outcome:
+        """The automation left the config: close its open PR (unless someone took it over)."""
+        if self.state.taken_over:
+            return Outcome("removed from the config; its PR has commits by someone else")
+        outcome = await self._withdraw(REMOVED.format(name=self.state.automation), rejected=False)
+        return Outcome(f"removed from the config: {outcome.status}", outcome.problems)
 
     async def _withdraw(self, reason: str, *, rejected: bool) -> Outcome:
         """Nothing to propose: close the open PR, if there is one, saying why."""

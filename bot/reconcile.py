@@ -117,6 +117,7 @@ async def reconcile(deps: Deps, repository: str) -> RepositoryOutcome:
     # 5. Each automation: read, plan, bring its branch and PR in line.
     for automation in run.automations:
         await run.run_automation(automation)
+    await run.retire_removed_automations()
     # 6. The check runs, on each base head the automations read.
     await run.report_checks()
     # 7. Remember what this run saw, for the next short-circuit.
@@ -344,6 +345,21 @@ class _Run:
         self.reports.append(report)
         self.outcome.automations[report.automation] = report.status
         self.outcome.problems.extend(report.all_problems)
+
+    async def retire_removed_automations(self) -> None:
+        """Automations gone from a valid config: close their PRs and forget them.
+
+        Not while the config has errors: an automation it fails to read is not gone.
+        """
+        if self.config_problems:
+            return
+        for state in self.store.automation_states(self.repo.full_name):
+            if state.automation in self.config.automations:
+                continue
+            gone = AutomationConfig(name=state.automation, push_branch=state.push_branch)
+            result = await self._proposal(gone, state).retire()
+            self.outcome.automations[state.automation] = result.status
+            self.store.forget_automation(self.repo.full_name, state.automation)
 
     # 6.
     async def report_checks(self) -> None:

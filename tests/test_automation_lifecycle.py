@@ -594,3 +594,31 @@ async def test_a_new_pr_title_in_the_config_reaches_the_open_pr(world):
     assert outcome.automations["podinfo-update"] == f"updated #{pr['number']}"
     (pr,) = world.open_pulls()
     assert pr["title"] == "Images for release"
+
+
+async def test_an_automation_removed_from_the_config_has_its_pr_closed_and_is_forgotten(world):
+    await world.reconcile()
+    (pr,) = world.open_pulls()
+    renamed = podinfo_config().replace("- name: podinfo-update", "- name: podinfo-renamed")
+    world.sim.push(REPO, "main", {CONFIG_PATH: renamed.encode()}, message="rename")
+    outcome = await world.reconcile()
+    assert (
+        outcome.automations["podinfo-update"] == f"removed from the config: closed #{pr['number']}"
+    )
+    closed = next(p for p in world.sim.pulls(REPO) if p["number"] == pr["number"])
+    assert (
+        closed["state"] == "closed"
+        and "no longer in the bot's config" in closed["comments"][-1]["body"]
+    )
+    assert [s.automation for s in world.store.automation_states(REPO)] == ["podinfo-renamed"]
+    (new,) = world.open_pulls()
+    assert new["head"] == "image-automation/podinfo-renamed"
+
+
+async def test_a_config_with_errors_does_not_retire_automations(world):
+    await world.reconcile()
+    broken = podinfo_config().replace("- name: podinfo-update", "- name: Not_Valid!")
+    world.sim.push(REPO, "main", {CONFIG_PATH: broken.encode()}, message="typo")
+    outcome = await world.reconcile()
+    assert "podinfo-update" not in outcome.automations
+    assert len(world.open_pulls()) == 1

@@ -392,6 +392,13 @@ class Store:
         )
         state.loaded_taken_over = state.taken_over
 
+    def forget_automation(self, repository: str, automation: str) -> None:
+        """The automation left the config: its branch and PR are no longer the bot's."""
+        self._exec(
+            "DELETE FROM automations WHERE repository = ? AND automation = ?",
+            [repository, automation],
+        )
+
     # -- outcomes of PRs ----------------------------------------------------------
 
     def reject_change_set(
