@@ -115,6 +115,8 @@ class Proposal:
     async def propose(self, plan: AutomationPlan, tree: Tree) -> Outcome:
         """Bring the branch and PR in line with `plan`, computed on the base commit `tree`."""
         state = self.state
+        if not state.stored and plan.result:
+            await self._recover_history()
         if state.pr_number is None and (state.written_sha or plan.result):
             await self._find_lost_pull_request()
         if state.taken_over and not await self.given_back():
@@ -148,6 +150,31 @@ class Proposal:
             if self.store.is_rejected(state.repository, state.automation, plan.change_set):
                 return Outcome("declined before; not proposed again")
         return await self._open(plan, sha)
+
+    async def _recover_history(self) -> None:
+        """No row for this automation (new, or the database was lost): read back its closed PRs.
+
+        Their hidden blocks say which change sets were declined and which merged,
+        so a lost database does not re-propose what a person said no to; and the
+        newest one's head may be rebuilt from (the closed PR keeps its commits).
+        """
+        state = self.state
+        newest = True
+        for pull in await self.pulls.closed_from(state.push_branch):
+            block = PullRequestState.parse(pull.get("body"))
+            if block is None or block.automation != state.automation:
+                continue
+            if pull.get("merged_at"):
+                self.store.record_merged(
+                    state.repository, state.automation, pull["number"], block.change_set
+                )
+            else:
+                self.store.reject_change_set(
+                    state.repository, state.automation, block.change_set, pr_number=pull["number"]
+                )
+            if newest:
+                state.released_head = pull["head"]["sha"]
+                newest = False
 
     async def _find_lost_pull_request(self) -> None:
         """Not known to the store (first run, lost state, crash before the PR): ask once."""

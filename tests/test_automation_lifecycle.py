@@ -622,3 +622,21 @@ async def test_a_config_with_errors_does_not_retire_automations(world):
     outcome = await world.reconcile()
     assert "podinfo-update" not in outcome.automations
     assert len(world.open_pulls()) == 1
+
+
+async def test_a_lost_database_does_not_repropose_what_a_person_declined(world):
+    await world.reconcile()
+    (pr,) = world.open_pulls()
+    await close_as_person(world, pr["number"])
+    world.store.close()
+    world.store = world.deps.store = Store.open("sqlite:///:memory:")  # the database is gone
+    world.store.add_repository(REPO, world.installation)
+    outcome = await world.reconcile()
+    assert outcome.automations["podinfo-update"] == "declined before; not proposed again"
+    assert world.open_pulls() == []
+    # Newer images are proposed, on the branch the closed PR left (its commits stay in it).
+    world.registry.push(IMAGE, "5.0.4")
+    outcome = await world.reconcile()
+    (new,) = world.open_pulls()
+    assert outcome.automations["podinfo-update"] == f"opened #{new['number']}"
+    assert world.sim.read_file(REPO, BRANCH, DEPLOY_PATH) == deployment("5.0.4")

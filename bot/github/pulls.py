@@ -46,6 +46,20 @@ class Pulls:
                 return pull
         return None
 
+    async def closed_from(self, head_branch: str) -> list[dict]:
+        """The closed PRs from `head_branch` (of this repository), newest first; one page."""
+        pulls = await self.gh.getitem(
+            "/repos/{owner}/{repo}/pulls{?head,state,sort,direction,per_page}",
+            self._vars(
+                head=f"{self.owner}:{head_branch}",
+                state="closed",
+                sort="created",
+                direction="desc",
+                per_page=100,
+            ),
+        )
+        return [p for p in pulls or [] if p.get("head", {}).get("ref") == head_branch]
+
     async def get(self, number: int) -> dict:
         """The PR as it is now (a conditional request: 304 while it is unchanged)."""
         return await self.gh.getitem(

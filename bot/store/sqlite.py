@@ -115,6 +115,8 @@ class AutomationState:
     #: What the row said when read: a webhook may lock the branch while a run holds
     #: this object, and the run's save must not unlock it (see `Store.save_automation_state`).
     loaded_taken_over: bool = field(default=False, compare=False, repr=False)
+    #: False for an automation the store has no row for (new, or the database was lost).
+    stored: bool = field(default=False, compare=False, repr=False)
 
     def bot_wrote(self, sha: str | None) -> bool:
         """Is `sha` a commit this bot put on its branch?"""
@@ -348,7 +350,7 @@ class Store:
         values["pr_labels"] = json.loads(values["pr_labels"] or "[]")
         values["taken_over"] = bool(values["taken_over"])
         values["taken_over_noted"] = bool(values["taken_over_noted"])
-        return AutomationState(**values, loaded_taken_over=values["taken_over"])
+        return AutomationState(**values, loaded_taken_over=values["taken_over"], stored=True)
 
     def automation_state(self, repository: str, automation: str) -> AutomationState:
         row = self._exec(
@@ -391,6 +393,7 @@ class Store:
             [int(v) if isinstance(v, bool) else v for v in values],
         )
         state.loaded_taken_over = state.taken_over
+        state.stored = True
 
     def forget_automation(self, repository: str, automation: str) -> None:
         """The automation left the config: its branch and PR are no longer the bot's."""
