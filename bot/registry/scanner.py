@@ -42,8 +42,6 @@ DEFAULT_FAILURE_BACKOFF = 60.0
 
 __all__ = ["RegistryError", "RegistryScanner", "ScanResult"]
 
-_LIMITS = ClientSettings()  # the one home of the client's default limits
-
 
 @dataclass(frozen=True)
 class ScanResult:
@@ -63,30 +61,16 @@ class RegistryScanner:
         session: aiohttp.ClientSession,
         credentials: CredentialStore,
         *,
-        max_tags: int = _LIMITS.max_tags,
+        settings: ClientSettings | None = None,
         timeout: float = DEFAULT_SCAN_TIMEOUT,
         clock: Callable[[], float] = time.monotonic,
-        page_size: int = _LIMITS.page_size,
-        max_page_bytes: int = _LIMITS.max_page_bytes,
-        max_manifest_bytes: int = _LIMITS.max_manifest_bytes,
-        retries: int = _LIMITS.retries,
-        backoff: float = _LIMITS.backoff,
-        max_retry_after: float = _LIMITS.max_retry_after,
         failure_backoff: float = DEFAULT_FAILURE_BACKOFF,
     ) -> None:
         self._credentials = credentials
         self._timeout = timeout
         self._clock = clock
         self._failure_backoff = failure_backoff
-        settings = ClientSettings(
-            page_size=page_size,
-            max_tags=max_tags,
-            max_page_bytes=max_page_bytes,
-            max_manifest_bytes=max_manifest_bytes,
-            retries=retries,
-            backoff=backoff,
-            max_retry_after=max_retry_after,
-        )
+        settings = settings or ClientSettings()
         self._client = RegistryClient(session, settings=settings, tokens=TokenCache(), clock=clock)
         self._tags = TagCache()
         self._digests = DigestCache()

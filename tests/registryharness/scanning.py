@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import aiohttp
 
 from bot.config import ImageRepositoryConfig
 from bot.imageref import parse_repository
+from bot.registry.client import ClientSettings
 from bot.registry.credentials import CredentialStore
 from bot.registry.scanner import RegistryScanner
 
@@ -36,17 +38,30 @@ def image_repository_config(image: str, **fields: Any) -> ImageRepositoryConfig:
     return ImageRepositoryConfig(**values)
 
 
+_LIMIT_NAMES = {f.name for f in dataclasses.fields(ClientSettings)}
+
+
 def make_scanner(
     session: aiohttp.ClientSession,
     clock: FakeClock,
     credentials: CredentialStore | None = None,
     **options: Any,
 ) -> RegistryScanner:
-    """A scanner with test-sized retry delays and timeout, on the fake clock."""
-    options.setdefault("backoff", 0.01)
-    options.setdefault("max_retry_after", 2.0)
+    """A scanner with test-sized retry delays and timeout, on the fake clock.
+
+    ``options`` are `RegistryScanner`'s keywords and `ClientSettings`' fields.
+    """
+    limits = {name: options.pop(name) for name in list(options) if name in _LIMIT_NAMES}
+    limits.setdefault("backoff", 0.01)
+    limits.setdefault("max_retry_after", 2.0)
     options.setdefault("timeout", 10.0)
-    return RegistryScanner(session, credentials or CredentialStore(), clock=clock, **options)
+    return RegistryScanner(
+        session,
+        credentials or CredentialStore(),
+        clock=clock,
+        settings=ClientSettings(**limits),
+        **options,
+    )
 
 
 def write_credentials(directory: Path, text: str) -> CredentialStore:
