@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from bot.scheduler import Scheduler
+from bot.scheduler import RETRY_CAP, RETRY_FIRST, RetryLater, Scheduler, retry_delay
 
 
 class Recorder:
@@ -135,3 +135,33 @@ async def test_stop_cancels_runs_that_overstay_the_grace_period():
 def test_concurrency_must_be_positive():
     with pytest.raises(ValueError):
         Scheduler(Recorder(), concurrency=0)
+
+
+def test_retry_delays_double_and_stop_at_the_interval():
+    delays = [retry_delay(n, cap=60.0) for n in range(1, 8)]
+    assert all(0.9 * d <= r <= d for r, d in zip(delays, [5, 10, 20, 40, 60, 60, 60], strict=True))
+    assert 0.9 * RETRY_CAP <= retry_delay(20, cap=None) <= RETRY_CAP
+    assert 0.9 * RETRY_FIRST <= retry_delay(3, cap=1.0) <= RETRY_FIRST  # never hot
+
+
+async def test_failures_in_a_row_back_off_and_a_success_starts_again():
+    now = [0.0]
+    outcomes: list[object] = [RetryLater("down", interval=60.0)] * 3 + [None, RetryLater("down")]
+
+    async def run(repository: str) -> float | None:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return 300.0
+
+    scheduler = Scheduler(run, concurrency=1, tick=0.01, clock=lambda: now[0])
+    scheduler.start()
+    waits = []
+    for _ in range(5):
+        scheduler.enqueue("o/a")
+        await scheduler.wait_idle(timeout=5)
+        waits.append(scheduler.due_in("o/a"))
+    await scheduler.stop()
+    assert 4.5 <= waits[0] <= 5 and 9 <= waits[1] <= 10 and 18 <= waits[2] <= 20
+    assert waits[3] == pytest.approx(300.0)  # the interval again after a success
+    assert 4.5 <= waits[4] <= 5  # counting starts again
