@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bot.config import ImageRepositoryConfig
-from bot.imageref import ImageRefError, canonical_name
+from bot.imageref import DIGEST_RE, ImageRefError, canonical_name
 from bot.policy import PolicyError, apply_exclusions
 from bot.policy.model import DigestLookup
-
-_DIGEST = re.compile(r"^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
 
 
 class SnapshotError(Exception):
@@ -107,7 +104,7 @@ def _parse_entry(path: str, image: str, entry: object) -> ImageSnapshot:
     if not isinstance(digests, dict):
         raise SnapshotError(f'{where}: "digests" must map tags to digests')
     for tag, digest in digests.items():
-        if not isinstance(digest, str) or not _DIGEST.match(digest):
+        if not isinstance(digest, str) or not DIGEST_RE.fullmatch(digest):
             raise SnapshotError(
                 f"{where}: digest of tag {tag!r} must look like 'sha256:<64 hex>', got {digest!r}"
             )
