@@ -258,6 +258,9 @@ def _print_plans(
         if not plan.result:
             print(f"== {plan.name}: nothing to change", file=out)
             continue
+        if plan.pr_state is None or not plan.commit_message:
+            print(f"== {plan.name}: not proposed: a template failed (see errors)", file=out)
+            continue
         files = len(plan.edited)
         action = "wrote" if wrote else "would change"
         print(f"== {plan.name}: {action} {files} file(s)", file=out)

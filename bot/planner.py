@@ -28,7 +28,9 @@ from bot.update.prbody import (
 )
 from bot.update.result import Result
 from bot.update.templates import (
+    COMMIT_MESSAGE,
     DEFAULT_COMMIT_MESSAGE,
+    PR_TITLE,
     TemplateError,
     render_template,
     template_data,
@@ -40,12 +42,12 @@ log = logging.getLogger(__name__)
 class TagSource(Protocol):
     """Where tags and digests come from: a registry, or a JSON snapshot."""
 
-    async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
-        """Tags after the repository's exclusion list, in Flux order."""
+    async def tags(self, image_repository: ImageRepositoryConfig) -> list[str]:
+        """Tags after the image repository's exclusion list, in Flux order."""
         ...
 
     def digest_lookup(
-        self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
+        self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
     ) -> DigestLookup: ...
 
 
@@ -97,23 +99,27 @@ async def observe_policies(
     observation = Observation()
 
     # One scan per image repository, however many policies use it.
-    repo_names = sorted({p.repository for p in config.policies.values()})
+    image_repository_names = sorted({p.repository for p in config.policies.values()})
     scans = await asyncio.gather(
-        *(source.tags(config.repositories[name]) for name in repo_names),
+        *(source.tags(config.repositories[name]) for name in image_repository_names),
         return_exceptions=True,
     )
-    tags_by_repo = dict(zip(repo_names, scans, strict=True))
+    tags_by_image_repository = dict(zip(image_repository_names, scans, strict=True))
 
     for name in sorted(config.policies):
         policy = config.policies[name]
-        repo = config.repositories[policy.repository]
-        tags = tags_by_repo[policy.repository]
+        image_repository = config.repositories[policy.repository]
+        tags = tags_by_image_repository[policy.repository]
         try:
             if isinstance(tags, BaseException):
                 raise tags
-            lookup = source.digest_lookup(repo, refresh=_tags_to_refresh(policy))
+            lookup = source.digest_lookup(image_repository, refresh=_tags_to_refresh(policy))
             observation.latest[name] = await evaluate(
-                policy.spec, repo.image, tags, previous=previous.get(name), digest_of=lookup
+                policy.spec,
+                image_repository.image,
+                tags,
+                previous=previous.get(name),
+                digest_of=lookup,
             )
         except Exception as exc:  # a registry or policy failure must not stop the others
             observation.errors[name] = error(config.path, policy.line, 1, _describe(exc))
@@ -221,16 +227,18 @@ def plan_automation(
     )
     try:
         plan.commit_message = render_template(
-            automation.message_template or DEFAULT_COMMIT_MESSAGE, data, name="messageTemplate"
+            automation.message_template or DEFAULT_COMMIT_MESSAGE, data, name=COMMIT_MESSAGE
         )
         plan.title = (
-            render_template(automation.pr_title, data, name="pullRequest.title")
+            render_template(automation.pr_title, data, name=PR_TITLE)
             if automation.pr_title
             else default_pr_title(automation.name, plan.result)
         )
         plan.body_text = render_pr_body(data, body_template=automation.pr_body_template)
     except TemplateError as exc:
-        plan.errors.append(problem(str(exc)))
+        first = automation.template_lines.get(exc.name)
+        line = automation.line if first is None else first + exc.line - 1
+        plan.errors.append(error(config.path, line, 1, f"automation {automation.name!r}: {exc}"))
         # Without its commit message or PR text the change cannot be proposed:
         # report the change list, write nothing.
         plan.edited = {}

@@ -56,31 +56,34 @@ class SnapshotTagSource:
             images[image] = _parse_entry(path, image, entry)
         return cls(images)
 
-    def _lookup(self, repo: ImageRepositoryConfig) -> ImageSnapshot:
-        snap = self._images.get(repo.image)
+    def _lookup(self, image_repository: ImageRepositoryConfig) -> ImageSnapshot:
+        image = image_repository.image
+        snap = self._images.get(image)
         if snap is None:
             try:
-                snap = self._by_canonical.get(canonical_name(repo.image))
+                snap = self._by_canonical.get(canonical_name(image))
             except ImageRefError:
                 snap = None
         if snap is None:
             raise PolicyError(
-                f"image {repo.image!r} (imageRepository {repo.name!r}) is not in the tags file; "
-                "add it or scan the registry instead"
+                f"image {image!r} (imageRepository {image_repository.name!r}) is not in the "
+                "tags file; add it or scan the registry instead"
             )
         return snap
 
-    async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
-        return apply_exclusions(self._lookup(repo).tags, repo.exclusion_list)
+    async def tags(self, image_repository: ImageRepositoryConfig) -> list[str]:
+        return apply_exclusions(
+            self._lookup(image_repository).tags, image_repository.exclusion_list
+        )
 
     def digest_lookup(
-        self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
+        self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
     ) -> DigestLookup:
         def lookup(tag: str) -> str:
-            digest = self._lookup(repo).digests.get(tag)
+            digest = self._lookup(image_repository).digests.get(tag)
             if not digest:
                 raise PolicyError(
-                    f"no digest for {repo.image}:{tag} in the tags file; "
+                    f"no digest for {image_repository.image}:{tag} in the tags file; "
                     f'add it under "digests" for that image'
                 )
             return digest

@@ -60,25 +60,27 @@ class FakeRegistry:
         self.asked_by.append(github_repository)
         return self
 
-    async def tags(self, repo: ImageRepositoryConfig) -> list[str]:
+    async def tags(self, image_repository: ImageRepositoryConfig) -> list[str]:
         """The image's tags after its exclusion list, in Flux order, as the real source gives them."""
-        self.scans[repo.image] += 1
-        if repo.image not in self.images:
-            raise RegistryError(f"registry unreachable for {repo.image}")
-        return apply_exclusions(self.images[repo.image], repo.exclusion_list)
+        self.scans[image_repository.image] += 1
+        if image_repository.image not in self.images:
+            raise RegistryError(f"registry unreachable for {image_repository.image}")
+        return apply_exclusions(
+            self.images[image_repository.image], image_repository.exclusion_list
+        )
 
     def digest_lookup(
-        self, repo: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
+        self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
     ) -> DigestLookup:
-        self.refreshed.append((repo.image, tuple(refresh)))
+        self.refreshed.append((image_repository.image, tuple(refresh)))
 
         async def lookup(tag: str) -> str:
-            self.digests_asked.append((repo.image, tag))
-            if repo.image not in self.images:
-                raise RegistryError(f"registry unreachable for {repo.image}")
-            digest = self.digests.get(repo.image, {}).get(tag)
+            self.digests_asked.append((image_repository.image, tag))
+            if image_repository.image not in self.images:
+                raise RegistryError(f"registry unreachable for {image_repository.image}")
+            digest = self.digests.get(image_repository.image, {}).get(tag)
             if digest is None:
-                raise RegistryError(f"{repo.image}: no manifest for tag {tag!r}")
+                raise RegistryError(f"{image_repository.image}: no manifest for tag {tag!r}")
             return digest
 
         return lookup

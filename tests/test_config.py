@@ -1167,3 +1167,29 @@ def test_push_branch_clash_needs_the_default_branch_when_no_checkout_is_given() 
     # If the default branch were "shared", both would commit directly, which is fine.
     assert load_config(TWO_ON_ONE_BRANCH)[1] == []
     assert len(load_config(TWO_ON_ONE_BRANCH, default_branch="shared")[1]) == 0
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{{ Changed.Changes | nosuchfilter }}", "No filter named 'nosuchfilter'"),
+        ('{% include "other" %}', "cannot include, import or extend"),
+        ("{{ Updated }}", "Updated"),
+    ],
+)
+def test_a_template_the_renderer_would_refuse_is_refused_at_its_own_line(line, message):
+    config, errors = load(
+        automation(
+            f"""\
+            - name: a
+              git:
+                commit:
+                  messageTemplate: |
+                    Update
+                    {line}
+            """
+        )
+    )
+    (error,) = errors
+    assert error.line == 8  # the template's second line, in the config file
+    assert "template error on its line 2" in error.message and message in error.message

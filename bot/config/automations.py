@@ -10,6 +10,7 @@ from ruamel.yaml.nodes import Node
 from bot.config.checker import Checker, line_of
 from bot.config.grammar import is_valid_branch_name
 from bot.config.model import DEFAULT_AUTOMATION_INTERVAL, UPDATE_STRATEGIES, AutomationConfig
+from bot.update.templates import COMMIT_MESSAGE, PR_BODY, PR_TITLE
 
 FIELDS = (
     "name",
@@ -100,7 +101,7 @@ def _commit(check: Checker, node: Node, path: str, automation: AutomationConfig)
                 automation.author_name = name
     if "messageTemplate" in commit:
         automation.message_template = check.template(
-            commit["messageTemplate"], f"{path}.messageTemplate"
+            commit["messageTemplate"], f"{path}.messageTemplate", COMMIT_MESSAGE, automation
         )
     if "messageTemplateValues" in commit:
         automation.message_template_values = (
@@ -140,9 +141,11 @@ def _pull_request(check: Checker, node: Node, path: str, automation: AutomationC
     if pr is None:
         return
     if "title" in pr:
-        automation.pr_title = check.template(pr["title"], f"{path}.title")
+        automation.pr_title = check.template(pr["title"], f"{path}.title", PR_TITLE, automation)
     if "bodyTemplate" in pr:
-        automation.pr_body_template = check.template(pr["bodyTemplate"], f"{path}.bodyTemplate")
+        automation.pr_body_template = check.template(
+            pr["bodyTemplate"], f"{path}.bodyTemplate", PR_BODY, automation
+        )
     if "labels" in pr:
         labels = check.string_list(pr["labels"], f"{path}.labels") or []
         for index, label in enumerate(labels):

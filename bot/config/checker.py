@@ -13,13 +13,17 @@ import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
-import jinja2
-from jinja2.sandbox import SandboxedEnvironment
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.config import grammar
-from bot.config.model import DEFAULT_NAMESPACE, SELECTOR_OPERATORS, LabelSelector
+from bot.config.model import (
+    DEFAULT_NAMESPACE,
+    SELECTOR_OPERATORS,
+    AutomationConfig,
+    LabelSelector,
+)
 from bot.problems import Problem, error
+from bot.update.templates import TemplateError, check_template
 
 MAX_REPORTED_ERRORS = 100
 
@@ -62,10 +66,12 @@ class Checker:
         self.namespace = DEFAULT_NAMESPACE
 
     def error(self, node: Node, where: str, message: str) -> None:
+        self.error_at(node.start_mark.line + 1, node.start_mark.column + 1, where, message)
+
+    def error_at(self, line: int, column: int, where: str, message: str) -> None:
         self.count += 1
         if len(self.errors) < MAX_REPORTED_ERRORS:
             text = f"{where}: {message}" if where else message
-            line, column = node.start_mark.line + 1, node.start_mark.column + 1
             self.errors.append(error(self.path, line, column, text))
 
     def finish(self) -> list[Problem]:
@@ -284,20 +290,29 @@ class Checker:
         if problem is not None:
             self.error(node, where, problem)
 
-    def template(self, node: Node, where: str) -> str | None:
+    def template(
+        self, node: Node, where: str, name: str, automation: AutomationConfig
+    ) -> str | None:
+        """A template the sandbox can run (`check_template`); its first line is remembered."""
         text = self.string(node, where)
         if text is None:
             return None
+        first_line = template_first_line(node)
+        automation.template_lines[name] = first_line
         try:
-            SandboxedEnvironment().parse(text)
-        except jinja2.TemplateSyntaxError as err:
+            check_template(text, name=name)
+        except TemplateError as err:
             hint = ""
             if _GO_TEMPLATE_RE.search(text):
                 hint = (
                     "; this looks like a Flux Go template: Jinja2 writes {{ .AutomationObject }}"
                     " as {{ AutomationObject }} and {{ range ... }} as {% for ... %}"
                 )
-            self.error(node, where, f"template error on its line {err.lineno}: {err.message}{hint}")
+            line, column = first_line + err.line - 1, 1
+            if line == node.start_mark.line + 1:  # on the key's own line: point at the value
+                column = node.start_mark.column + 1
+            message = f"template error on its line {err.line}: {err.message}{hint}"
+            self.error_at(line, column, where, message)
             return None
         return text
 
@@ -452,3 +467,9 @@ def describe(node: Node) -> str:
 def did_you_mean(word: str, choices: Collection[str]) -> str:
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def template_first_line(node: Node) -> int:
+    """The config line of a template's first line (a block scalar starts below its ``|``)."""
+    line = node.start_mark.line + 1
+    return line + 1 if getattr(node, "style", None) in ("|", ">") else line

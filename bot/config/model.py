@@ -91,6 +91,9 @@ class AutomationConfig:
     pr_labels: list[str] = field(default_factory=list)
     pr_draft: bool = False
     line: int = 0
+    #: Template name (`bot.update.templates.COMMIT_MESSAGE`...) -> the config line of its
+    #: first line, so a template's problem points at its own line.
+    template_lines: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.push_branch:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.github.client import GitHubClient
+from bot.github.repo import split_full_name
 
 CHECK_NAME = "image-automation"
 #: GitHub takes at most 50 annotations per request; later requests append.
@@ -41,7 +42,7 @@ async def report_check(
     """
     if conclusion not in CONCLUSIONS:
         raise ValueError(f"check conclusion {conclusion!r} is not one of {sorted(CONCLUSIONS)}")
-    owner, _, repo = full_name.partition("/")
+    owner, repo = split_full_name(full_name)
     output: dict[str, Any] = {"title": title[:255], "summary": _clip(summary)}
     if text:
         output["text"] = _clip(text)

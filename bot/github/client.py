@@ -42,12 +42,7 @@ import gidgethub.aiohttp
 from gidgethub import sansio
 
 from bot.github.auth import AppCredentials, TokenCache, app_jwt
-from bot.github.errors import (
-    SECONDARY_LIMIT_MARKER,
-    GitHubError,
-    Unreachable,
-    from_http,
-)
+from bot.github.errors import GitHubError, Unreachable, from_http, rate_limit_kind
 from bot.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -274,24 +269,20 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
     def _retry_delay(
         self, method: str, url: str, exc: gidgethub.HTTPException, attempt: int
     ) -> float | None:
-        status = int(exc.status_code)
-        headers = exc.headers
-        retry_after = retry_after_seconds(headers.get("retry-after"), now=self._clock())
-        message = str(exc).lower()
-        if status in (403, 429):
-            if SECONDARY_LIMIT_MARKER in message or retry_after is not None:
-                # The request was not processed, so any method may be repeated.
-                if retry_after is not None:
-                    return retry_after
-                return SECONDARY_LIMIT_FALLBACK * 2 ** (attempt - 1)
-            if headers.get("x-ratelimit-remaining") == "0":
-                reset = _epoch_seconds(headers.get("x-ratelimit-reset"))
-                if reset is None:
-                    return None
-                return max(0.0, reset - self._clock()) + 1.0
-            return None
-        if status >= 500 and _is_repeatable(method, url):
-            return retry_after if retry_after is not None else float(min(2 ** (attempt - 1), 30))
+        retry_after = retry_after_seconds(exc.headers.get("retry-after"), now=self._clock())
+        kind = rate_limit_kind(exc)
+        if kind == "secondary":
+            # The request was not processed, so any method may be repeated.
+            if retry_after is not None:
+                return retry_after
+            return SECONDARY_LIMIT_FALLBACK * 2 ** (attempt - 1)
+        if kind == "primary":
+            reset = _epoch_seconds(exc.headers.get("x-ratelimit-reset"))
+            if reset is None:
+                return None
+            return max(0.0, reset - self._clock()) + 1.0
+        if int(exc.status_code) >= 500 and _is_repeatable(method, url):
+            return retry_after if retry_after is not None else _backoff(attempt)
         return None
 
     async def _request(
@@ -340,7 +331,7 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
                         f"no answer from GitHub for {method} {_path_of(url)}: "
                         f"{type(exc).__name__}: {exc}"
                     ) from None
-                await self.sleep(float(min(2 ** (attempt - 1), 30)))
+                await self.sleep(_backoff(attempt))
 
     async def _send(
         self,
@@ -411,6 +402,11 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
                 pass
             raise GitHubError(f"GitHub answered {status} to GET {_path_of(current)}", status=status)
         raise GitHubError(f"too many redirects for GET {_path_of(current)}")
+
+
+def _backoff(attempt: int) -> float:
+    """Seconds before retry ``attempt + 1`` of a request GitHub failed or did not answer."""
+    return float(min(2 ** (attempt - 1), 30))
 
 
 def _epoch_seconds(value: str | None) -> float | None:

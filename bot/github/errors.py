@@ -9,7 +9,7 @@ the request by method and path only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import gidgethub
 
@@ -34,11 +34,6 @@ class GitHubError(Exception):
         self.status = status
         self.errors = errors
         self.headers: Mapping[str, str] = headers or {}
-
-    @property
-    def status_code(self) -> int | None:
-        # Spelled like gidgethub's attribute so code written for either works.
-        return self.status
 
 
 class NotFound(GitHubError):
@@ -100,18 +95,34 @@ class NotFastForward(GitHubError):
 
 
 class WorkflowFilesRefused(GitHubError):
-    """The change touches `.github/workflows/`, which the bot never writes."""
+    """The change touches workflow files (see `bot.github.repo.is_workflow_file`)."""
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths = sorted(paths)
         super().__init__(
             "refusing to write workflow files (" + ", ".join(self.paths) + "): "
-            "the bot never changes files under .github/workflows/; update them by hand"
+            "the bot never changes workflow files; update them by hand"
         )
 
 
 def _message_of(exc: gidgethub.HTTPException) -> str:
     return str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+
+
+def rate_limit_kind(exc: gidgethub.HTTPException) -> Literal["primary", "secondary"] | None:
+    """Which rate limit an error answer reports, or None if it is not one.
+
+    Secondary: a 403/429 whose message says so, or that carries ``retry-after``
+    (the request was not processed). Primary: a 403/429 with the quota used up
+    (``x-ratelimit-remaining: 0``).
+    """
+    if int(exc.status_code) not in (403, 429):
+        return None
+    if SECONDARY_LIMIT_MARKER in _message_of(exc).lower() or "retry-after" in exc.headers:
+        return "secondary"
+    if exc.headers.get("x-ratelimit-remaining") == "0":
+        return "primary"
+    return None
 
 
 def from_http(exc: gidgethub.HTTPException, *, method: str, path: str) -> GitHubError:
@@ -127,19 +138,14 @@ def from_http(exc: gidgethub.HTTPException, *, method: str, path: str) -> GitHub
         )
     if status == 404:
         return NotFound(text, **kwargs)
-    if status == 409 and "empty" in message.lower():
+    if status == 409 and EMPTY_REPOSITORY_MESSAGE.lower() in message.lower():
         return EmptyRepository(text, **kwargs)
     if status == 403 and NOT_ACCESSIBLE_MESSAGE.lower() in message.lower():
         return PermissionDenied(
             text + " (grant the app the missing permission and accept it on the installation)",
             **kwargs,
         )
-    if status in (403, 429) and (
-        isinstance(exc, gidgethub.RateLimitExceeded)
-        or SECONDARY_LIMIT_MARKER in message.lower()
-        or "retry-after" in exc.headers
-        or exc.headers.get("x-ratelimit-remaining") == "0"
-    ):
+    if rate_limit_kind(exc) is not None:
         return RateLimited(text, **kwargs)
     if status == 422:
         return ValidationFailed(text, **kwargs)

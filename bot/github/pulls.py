@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.github.client import GitHubClient
 from bot.github.errors import GitHubError, Unreachable, ValidationFailed
+from bot.github.repo import split_full_name
 
 log = logging.getLogger(__name__)
 
@@ -15,13 +16,9 @@ class Pulls:
     """Pull requests of one repository (`owner/name`)."""
 
     def __init__(self, gh: GitHubClient, full_name: str) -> None:
-        owner, sep, name = full_name.partition("/")
-        if not sep or not owner or not name:
-            raise ValueError(f"repository name {full_name!r} is not of the form owner/name")
+        self.owner, self.name = split_full_name(full_name)
         self.gh = gh
         self.full_name = full_name
-        self.owner = owner
-        self.name = name
 
     def __repr__(self) -> str:
         return f"Pulls({self.full_name!r})"

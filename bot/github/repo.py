@@ -130,6 +130,14 @@ def _link_target(link_path: str, target: bytes | None) -> str | None:
     return joined
 
 
+def split_full_name(full_name: str) -> tuple[str, str]:
+    """``(owner, name)`` of a GitHub repository's ``owner/name``; ValueError if it is not one."""
+    owner, sep, name = full_name.partition("/")
+    if not sep or not owner or not name or "/" in name:
+        raise ValueError(f"repository name {full_name!r} is not of the form owner/name")
+    return owner, name
+
+
 class Repo:
     """Reading and writing one repository (`owner/name`) through an installation's client."""
 
@@ -142,13 +150,9 @@ class Repo:
         tarball_threshold: int = TARBALL_THRESHOLD,
         read_concurrency: int = 4,
     ) -> None:
-        owner, sep, name = full_name.partition("/")
-        if not sep or not owner or not name or "/" in name:
-            raise ValueError(f"repository name {full_name!r} is not of the form owner/name")
+        self.owner, self.name = split_full_name(full_name)
         self.gh = gh
         self.full_name = full_name
-        self.owner = owner
-        self.name = name
         self.blobs = blobs
         self.tarball_threshold = tarball_threshold
         self._read_slots = asyncio.Semaphore(read_concurrency)

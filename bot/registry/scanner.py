@@ -22,8 +22,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.config import DEFAULT_REPOSITORY_INTERVAL, ImageRepositoryConfig
-from bot.imageref import ImageRef, default_scheme, parse_repository
+from bot.config import ImageRepositoryConfig
+from bot.imageref import default_scheme
 from bot.policy import apply_exclusions
 from bot.policy.model import DigestLookup, PolicyError
 from bot.registry.auth import TokenCache
@@ -98,9 +98,7 @@ class RegistryScanner:
         """
         target = self._target(image_repository, github_repository)
         key = self._key(image_repository, target)
-        interval = _seconds(
-            getattr(image_repository, "interval", None), DEFAULT_REPOSITORY_INTERVAL
-        )
+        interval = image_repository.interval
         now = self._clock()
         entry = self._tags.get(key)
         if not force:
@@ -170,8 +168,7 @@ class RegistryScanner:
         )
 
     def _filtered(self, image_repository: ImageRepositoryConfig, entry: TagEntry) -> list[str]:
-        # `apply_exclusions` knows what an empty list means (Flux: the default one).
-        patterns = tuple(getattr(image_repository, "exclusion_list", None) or ())
+        patterns = image_repository.exclusion_list
         tags = entry.filtered.get(patterns)
         if tags is None:
             try:
@@ -275,17 +272,18 @@ class RegistryScanner:
     def _target(
         self, image_repository: ImageRepositoryConfig, github_repository: str | None
     ) -> Target:
-        ref = self._ref(image_repository)
+        ref = image_repository.ref
         credential = None
-        name = getattr(image_repository, "credentials", None)
-        if name:
+        if image_repository.credentials:
             try:
                 credential = self._credentials.resolve(
-                    name, github_repository=github_repository, registry=ref.domain
+                    image_repository.credentials,
+                    github_repository=github_repository,
+                    registry=ref.domain,
                 )
             except RegistryError as exc:
                 raise type(exc)(f"{image_repository.image}: {exc}") from None
-        insecure = getattr(image_repository, "insecure", None)
+        insecure = image_repository.insecure
         if credential is not None and credential.ca_file and not insecure:
             scheme = "https"  # an extra CA is only meaningful over TLS
         else:
@@ -316,29 +314,12 @@ class RegistryScanner:
         return context
 
     @staticmethod
-    def _ref(image_repository: ImageRepositoryConfig) -> ImageRef:
-        ref = getattr(image_repository, "ref", None)
-        if isinstance(ref, ImageRef):
-            return ref
-        try:
-            return parse_repository(image_repository.image)
-        except ValueError as exc:
-            raise RegistryError(f"{image_repository.image}: {exc}") from None
-
-    @classmethod
-    def _key(cls, image_repository: ImageRepositoryConfig, target: Target) -> ImageKey:
-        ref = cls._ref(image_repository)
+    def _key(image_repository: ImageRepositoryConfig, target: Target) -> ImageKey:
         # The scheme is part of the identity: an http and an https scan are not the same.
         identity = target.identity if target.scheme == "https" else f"http|{target.identity}"
-        return (ref.canonical_name, identity)
+        return (image_repository.ref.canonical_name, identity)
 
     def _timeout_for(self, image_repository: ImageRepositoryConfig) -> float:
-        return _seconds(getattr(image_repository, "timeout", None), self._timeout)
-
-
-def _seconds(value: Any, default: float) -> float:
-    if value is None:
-        return default
-    if hasattr(value, "total_seconds"):
-        return float(value.total_seconds())
-    return float(value)
+        if image_repository.timeout is None:
+            return self._timeout
+        return image_repository.timeout

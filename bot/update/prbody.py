@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.update.result import Result
-from bot.update.templates import render_template
+from bot.update.templates import PR_BODY, render_template
 
 STATE_MARKER = "image-automation-bot:state"
 _STATE_BLOCK = re.compile(r"<!-- image-automation-bot:state (\{.*?\}) -->", re.DOTALL)
@@ -90,7 +90,7 @@ def render_pr_body(data: Mapping[str, Any], *, body_template: str | None) -> str
     source, name = (
         (DEFAULT_BODY_TEMPLATE, "default body")
         if body_template is None
-        else (body_template, "pullRequest.bodyTemplate")
+        else (body_template, PR_BODY)
     )
     return render_template(source, data, name=name, max_chars=MAX_RENDERED_BODY_CHARS).rstrip()
 

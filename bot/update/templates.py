@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from jinja2 import BaseLoader, TemplateNotFound, TemplateSyntaxError, Undefined, nodes
+from jinja2 import BaseLoader, Template, TemplateNotFound, TemplateSyntaxError, Undefined, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
@@ -45,6 +45,12 @@ _TEMPLATE_FILENAME = "<template>"
 #: loop over a loop over a long string prints nothing yet never ends) without
 #: a clock, so the same template always fails or succeeds the same way.
 MAX_TEMPLATE_STEPS = 1_000_000
+
+
+#: The templates of an automation, by the name problems give them (their config field).
+COMMIT_MESSAGE = "messageTemplate"
+PR_TITLE = "pullRequest.title"
+PR_BODY = "pullRequest.bodyTemplate"
 
 
 class TemplateError(Exception):
@@ -278,15 +284,8 @@ def render_template(
     source: str, data: Mapping[str, Any], *, name: str, max_chars: int = MAX_OUTPUT_CHARS
 ) -> str:
     """Render ``source`` with ``data``; any failure is a `TemplateError` naming ``name`` and a line."""
+    template = _compile(source, name)
     try:
-        tree = _SANDBOX.parse(source)
-    except TemplateSyntaxError as exc:
-        raise TemplateError(name, exc.lineno or 1, exc.message or "syntax error") from None
-    except Exception as exc:  # noqa: BLE001 - the lexer's own failures
-        raise TemplateError(name, 1, _describe(exc)) from None
-    _reject_removed_fields(tree, name)
-    try:
-        template = _SANDBOX.from_string(tree)
         output: list[str] = []
         size = 0
         with _step_budget(MAX_TEMPLATE_STEPS):
@@ -300,6 +299,31 @@ def render_template(
     except Exception as exc:  # noqa: BLE001 - a template must never crash the bot
         raise TemplateError(name, _template_line(exc), _describe(exc)) from None
     return "".join(output)
+
+
+def check_template(source: str, *, name: str) -> None:
+    """Raise `TemplateError` if ``source`` cannot run in the sandbox at all.
+
+    The one test of a template's validity: the config checker and the renderer
+    both use it, so a template `check-config` accepts is one `plan` can run.
+    """
+    _compile(source, name)
+
+
+def _compile(source: str, name: str) -> Template:
+    try:
+        tree = _SANDBOX.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(name, exc.lineno or 1, exc.message or "syntax error") from None
+    except Exception as exc:  # noqa: BLE001 - the lexer's own failures
+        raise TemplateError(name, 1, _describe(exc)) from None
+    _reject_removed_fields(tree, name)
+    for node in tree.find_all((nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)):
+        raise TemplateError(name, node.lineno, _describe(TemplateNotFound("")))
+    try:
+        return _SANDBOX.from_string(tree)  # unknown filters and tests fail here
+    except TemplateSyntaxError as exc:
+        raise TemplateError(name, exc.lineno or 1, exc.message or "syntax error") from None
 
 
 @contextmanager

@@ -238,13 +238,13 @@ def test_problems_name_the_file_they_are_in_relative_to_the_repository(tmp_path)
         by_path.setdefault(p["path"], []).append(p)
     (broken,) = by_path["apps/prod/broken.yaml"]
     assert (broken["line"], broken["severity"]) == (2, "warning")
-    automation_line = CONFIG.splitlines().index("  - name: apps") + 1
+    template_line = len(CONFIG.splitlines()) + 1  # the messageTemplate line itself
     nginx_line = CONFIG.splitlines().index("  - name: nginx", 10) + 1
     lines = sorted((p["line"], p["severity"]) for p in by_path[str(mine)])
-    assert lines == [(nginx_line, "error"), (automation_line, "error")]
+    assert lines == [(nginx_line, "error"), (template_line, "error")]
     assert not any(p["path"].endswith("image-automation.yml") for p in problems)
     (error,) = out["errors"]  # the policy's is under policyErrors
-    assert error.startswith(f"{mine}:{automation_line}:1: automation 'apps': messageTemplate")
+    assert error.startswith(f"{mine}:{template_line}:1: automation 'apps': messageTemplate:1:")
 
 
 def test_a_config_that_is_not_utf8_says_so(tmp_path):

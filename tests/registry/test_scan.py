@@ -43,7 +43,7 @@ async def test_custom_exclusion_list_replaces_the_default(
 ) -> None:
     scanner = make_scanner()
     image_repository = image_repository_config(
-        plain_registry.image("app/semver"), exclusion_list=["^latest$", "-rc"]
+        plain_registry.image("app/semver"), exclusion_list=("^latest$", "-rc")
     )
     result = await scanner.scan(image_repository)
     assert result.tags == ["sha256-abc.sig", "2.0.0", "1.2.0", "1.1.0", "1.0.0"]
@@ -53,7 +53,7 @@ async def test_invalid_exclusion_regex_is_a_clear_error(
     plain_registry: Registry, make_scanner: MakeScanner
 ) -> None:
     image_repository = image_repository_config(
-        plain_registry.image("app/semver"), exclusion_list=["(unclosed"]
+        plain_registry.image("app/semver"), exclusion_list=("(unclosed",)
     )
     with pytest.raises(RegistryError, match=r"app/semver: invalid exclusionList"):
         await make_scanner().scan(image_repository)
