@@ -14,7 +14,6 @@ from typing import Any
 from bot.planner import AutomationPlan
 from bot.policy import LatestRef
 from bot.problems import Problem
-from bot.update.prbody import is_shortened
 from bot.update.result import Result
 
 #: Annotations past this many are left out (GitHub shows 50 per request; this bounds requests).
@@ -81,7 +80,7 @@ def render_checks(
             problems = [*config_problems, *problems]
             policies = [policy_problems[name] for name in sorted(policy_problems)]
             news = news or policies_changed
-        shortened = [r for r in group if r.plan and r.plan.result and is_shortened(r.plan.body())]
+        shortened = [r for r in group if r.plan and r.plan.result and r.plan.body_shortened]
         direct = any(r.direct_commit for r in group)
         if not (problems or policies or direct or shortened or news):
             continue
@@ -161,7 +160,7 @@ def _text(group: list[AutomationReport]) -> str | None:
         plan = report.plan
         if plan is None or not plan.result:
             continue
-        if is_shortened(plan.body()):
+        if plan.body_shortened:
             parts.append(f"### {report.automation}: every change\n\n{change_list(plan.result)}")
         else:
             parts.append(plan.body_text)

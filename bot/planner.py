@@ -25,6 +25,7 @@ from bot.update.prbody import (
     compose_body,
     default_pr_title,
     render_pr_body,
+    too_long,
 )
 from bot.update.result import Result
 from bot.update.templates import (
@@ -80,6 +81,11 @@ class AutomationPlan:
     @property
     def change_set(self) -> str:
         return self.pr_state.change_set if self.pr_state else ""
+
+    @property
+    def body_shortened(self) -> bool:
+        """Is the change list too long for the PR body (the check run then has it all)?"""
+        return self.pr_state is not None and too_long(self.body_text, self.pr_state)
 
     def body(self, *, head: str | None = None) -> str:
         """The PR body as GitHub takes it; ``head`` is the commit the branch will hold."""
@@ -186,14 +192,11 @@ def plan_automation(
     plan = AutomationPlan(name=automation.name, result=Result(), edited={})
     plan.latest = selected_policies(config, automation, observation)
 
-    def problem(message: str) -> Problem:
-        return error(config.path, automation.line, 1, f"automation {automation.name!r}: {message}")
-
     try:
         setters = build_setters(config.namespace, plan.latest)
         candidates = candidate_paths(files.keys(), automation.update_path)
     except UpdateError as exc:
-        plan.errors.append(problem(str(exc)))
+        plan.errors.append(config.problem(automation, str(exc)))
         return plan
 
     to_repo_path = {rel: repo_path for repo_path, rel in candidates}
@@ -237,8 +240,8 @@ def plan_automation(
         plan.body_text = render_pr_body(data, body_template=automation.pr_body_template)
     except TemplateError as exc:
         first = automation.template_lines.get(exc.name)
-        line = automation.line if first is None else first + exc.line - 1
-        plan.errors.append(error(config.path, line, 1, f"automation {automation.name!r}: {exc}"))
+        line = None if first is None else first + exc.line - 1
+        plan.errors.append(config.problem(automation, str(exc), line=line))
         # Without its commit message or PR text the change cannot be proposed:
         # report the change list, write nothing.
         plan.edited = {}

@@ -48,12 +48,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.config import AutomationConfig
+from bot.config import AutomationConfig, Config
 from bot.github.errors import BranchMoved, NotFastForward, NotFound
 from bot.github.pulls import Pulls
 from bot.github.repo import Repo, Tree
 from bot.planner import AutomationPlan
-from bot.problems import Problem, warning
+from bot.problems import Problem, Severity
 from bot.store import AutomationState, Store
 from bot.update.prbody import PullRequestState
 
@@ -89,7 +89,7 @@ class Proposal:
     repo: Repo
     automation: AutomationConfig
     state: AutomationState
-    config_path: str
+    config: Config
 
     @property
     def pulls(self) -> Pulls:
@@ -103,12 +103,7 @@ class Proposal:
         self.store.save_automation_state(self.state)
 
     def _warning(self, message: str) -> Problem:
-        return warning(
-            self.config_path,
-            self.automation.line,
-            1,
-            f"automation {self.automation.name!r}: {message}",
-        )
+        return self.config.problem(self.automation, message, severity=Severity.WARNING)
 
     # -- PR mode ------------------------------------------------------------------------
 

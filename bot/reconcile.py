@@ -37,7 +37,7 @@ from bot.planner import (
     observe_policies,
     plan_automation,
 )
-from bot.problems import Problem, error
+from bot.problems import Problem
 from bot.pullrequest import Outcome, Proposal
 from bot.scheduler import RetryLater
 from bot.store import RepositoryRecord, Store
@@ -221,7 +221,7 @@ class _Run:
             and set(record.policy_errors) == set(self.observation.errors)
         )
         for automation in self.automations:
-            branch = automation.checkout_branch or record.default_branch
+            branch = automation.base_branch(record.default_branch)
             if branch in self.base_heads or branch in self.missing:
                 continue
             state = self.store.automation_state(self.repo.full_name, automation.name)
@@ -244,10 +244,10 @@ class _Run:
 
     # 5.
     async def run_automation(self, automation: AutomationConfig) -> None:
-        branch = automation.checkout_branch or self.record.default_branch
+        branch = automation.base_branch(self.record.default_branch)
         assert branch is not None
         if branch in self.missing:
-            problem = self._problem(automation, f"no branch {branch!r} to check out")
+            problem = self.config.problem(automation, f"no branch {branch!r} to check out")
             self._report(
                 AutomationReport(
                     automation.name, self.head_sha, "checkout branch missing", problems=[problem]
@@ -260,7 +260,7 @@ class _Run:
         state.push_branch = automation.push_branch
         state.base_branch = branch
         proposal = self._proposal(automation, state)
-        direct = automation.push_branch == branch
+        direct = automation.commits_directly(branch)
         try:
             if direct:
 
@@ -279,7 +279,7 @@ class _Run:
             # say so on it and go on with the others, rather than retry for ever.
             result = Outcome(
                 "GitHub refused a request (see errors)",
-                [self._problem(automation, f"GitHub refused: {exc.message}")],
+                [self.config.problem(automation, f"GitHub refused: {exc.message}")],
             )
         state.base_sha = base_sha
         self.store.save_automation_state(state)
@@ -294,13 +294,8 @@ class _Run:
             )
         )
 
-    def _problem(self, automation: AutomationConfig, message: str) -> Problem:
-        return error(
-            self.config.path, automation.line, 1, f"automation {automation.name!r}: {message}"
-        )
-
     def _proposal(self, automation: AutomationConfig, state) -> Proposal:
-        return Proposal(self.store, self.repo, automation, state, self.config.path)
+        return Proposal(self.store, self.repo, automation, state, self.config)
 
     async def _plan(
         self, automation: AutomationConfig, base_sha: str

@@ -25,15 +25,21 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
+from bot.config import DEFAULT_REPOSITORY_INTERVAL
+
 log = logging.getLogger(__name__)
 
 #: A run: reconcile this repository, answer seconds until it is due again (None: no timer).
 RunRepository = Callable[[str], Awaitable[float | None]]
 
+DEFAULT_CONCURRENCY = 4
+DEFAULT_TICK = 5.0  # seconds between looks for due repositories
+SHUTDOWN_GRACE = 30.0  # seconds running reconciles get to finish on stop
+
 #: The first retry after a failed run, in seconds; each failure in a row doubles it.
 RETRY_FIRST = 5.0
 #: The longest wait between retries when the repository's interval is not known.
-RETRY_CAP = 300.0
+RETRY_CAP = DEFAULT_REPOSITORY_INTERVAL
 
 
 class RetryLater(Exception):
@@ -59,8 +65,8 @@ class Scheduler:
         self,
         run: RunRepository,
         *,
-        concurrency: int = 4,
-        tick: float = 5.0,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        tick: float = DEFAULT_TICK,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if concurrency < 1:
@@ -122,7 +128,7 @@ class Scheduler:
         """Until nothing is queued or running (tests and shutdown)."""
         await asyncio.wait_for(self._idle.wait(), timeout)
 
-    async def stop(self, *, grace: float = 30.0) -> None:
+    async def stop(self, *, grace: float = SHUTDOWN_GRACE) -> None:
         """Graceful shutdown: no new runs; running ones get `grace` seconds to finish."""
         self._stopping = True
         self._again.clear()

@@ -20,7 +20,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache
-from bot.github.client import AppClient, GitHubClient
+from bot.github.client import DEFAULT_WRITE_INTERVAL, AppClient, GitHubClient
 from bot.github.repo import BlobCache
 from bot.handlers import Services
 from bot.reconcile import Deps, run_repository
@@ -28,15 +28,14 @@ from bot.registry.credentials import CredentialStore
 from bot.registry.errors import RegistryError
 from bot.registry.scanner import RegistryScanner
 from bot.registry.source import RegistryTagSource
-from bot.scheduler import Scheduler
+from bot.scheduler import DEFAULT_CONCURRENCY, DEFAULT_TICK, SHUTDOWN_GRACE, Scheduler
 from bot.store import Store, StoreError
+from bot.store.sqlite import DEFAULT_DATABASE_URL
 from bot.web import make_app
 
 log = logging.getLogger("bot")
 
 DEFAULT_PORT = 3000
-DEFAULT_DATABASE_URL = "sqlite:///image-automation.db"
-SHUTDOWN_GRACE = 30.0
 
 
 class SetupError(Exception):
@@ -125,7 +124,10 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
     try:
         tokens = AppClient(session, creds=creds).token_cache()
         clients = InstallationClients(
-            session, creds, tokens, write_interval=_number(environ, "WRITE_INTERVAL", 1.0)
+            session,
+            creds,
+            tokens,
+            write_interval=_number(environ, "WRITE_INTERVAL", DEFAULT_WRITE_INTERVAL),
         )
         scanner = RegistryScanner(session, registry_credentials)
         deps = Deps(
@@ -137,8 +139,8 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         )
         scheduler = Scheduler(
             lambda repository: run_repository(deps, repository),
-            concurrency=int(_number(environ, "CONCURRENCY", 4)) or 1,
-            tick=_number(environ, "TICK_SECONDS", 5.0) or 5.0,
+            concurrency=int(_number(environ, "CONCURRENCY", DEFAULT_CONCURRENCY)) or 1,
+            tick=_number(environ, "TICK_SECONDS", DEFAULT_TICK) or DEFAULT_TICK,
         )
         services = Services(store=store, scheduler=scheduler, forget_installation=clients.forget)
         runner = web.AppRunner(make_app(services, secret=secret), access_log=None)

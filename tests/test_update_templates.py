@@ -11,8 +11,8 @@ from bot.update.prbody import (
     PullRequestState,
     change_set_id,
     compose_body,
-    is_shortened,
     render_pr_body,
+    too_long,
 )
 from bot.update.result import Change, ObjectId, Result
 from bot.update.templates import (
@@ -362,7 +362,7 @@ def test_a_body_too_long_for_github_is_shortened_at_a_line_with_a_note() -> None
     state = PullRequestState("a", change_set_id(result))
     body = compose_body(text, state)
     assert len(body) <= MAX_BODY_CHARS
-    assert is_shortened(body) and not is_shortened(text)
+    assert too_long(text, state)
     kept, note = body.split("\n\n… ", 1)
     assert text.startswith(kept + "\n")
     hidden = len(text.splitlines()) - len(kept.splitlines())

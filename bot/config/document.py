@@ -123,8 +123,8 @@ def _one_automation_per_push_branch(
     """
     by_branch: dict[str, list[str]] = {}
     for name, automation in config.automations.items():
-        base = automation.checkout_branch or default_branch
-        if base is not None and automation.push_branch != base:
+        base = automation.base_branch(default_branch)
+        if base is not None and not automation.commits_directly(default_branch):
             by_branch.setdefault(automation.push_branch, []).append(name)
     for branch, names in sorted(by_branch.items()):
         if len(names) < 2:

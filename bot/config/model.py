@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from bot.imageref import ImageRef
 from bot.policy.model import DEFAULT_EXCLUSION_LIST, PolicySpec
+from bot.problems import Problem, Severity
 
 CONFIG_PATH = ".github/image-automation.yml"
 DEFAULT_NAMESPACE = "default"
@@ -102,6 +103,14 @@ class AutomationConfig:
     def selects(self, policy: ImagePolicyConfig) -> bool:
         return self.policy_selector is None or self.policy_selector.matches(policy.labels)
 
+    def base_branch(self, default_branch: str | None) -> str | None:
+        """The branch it checks out: its own, else the repository's default (None: unknown)."""
+        return self.checkout_branch or default_branch
+
+    def commits_directly(self, default_branch: str | None) -> bool:
+        """Flux's direct mode: it pushes to the branch it checks out (no pull request)."""
+        return self.push_branch == self.base_branch(default_branch)
+
 
 @dataclass
 class Config:
@@ -111,6 +120,19 @@ class Config:
     repositories: dict[str, ImageRepositoryConfig] = field(default_factory=dict)
     policies: dict[str, ImagePolicyConfig] = field(default_factory=dict)
     automations: dict[str, AutomationConfig] = field(default_factory=dict)
+
+    def problem(
+        self,
+        automation: AutomationConfig,
+        message: str,
+        *,
+        line: int | None = None,
+        severity: Severity = Severity.ERROR,
+    ) -> Problem:
+        """A problem of one automation, at its entry in this config (or at ``line``)."""
+        where = automation.line if line is None else line
+        text = f"automation {automation.name!r}: {message}"
+        return Problem(self.path, where, 1, text, severity)
 
     def shortest_interval(self) -> float:
         """How often the repository is due: its shortest automation or image interval."""

@@ -54,6 +54,8 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE"})
 #: POSTs that create content-addressed git objects: repeating one is harmless.
 _REPEATABLE_POST_SUFFIXES = ("/git/blobs", "/git/trees", "/git/commits", "/access_tokens")
 SECONDARY_LIMIT_FALLBACK = 60.0
+#: Seconds between writes: GitHub's content-creation limits ask for about one a second.
+DEFAULT_WRITE_INTERVAL = 1.0
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -169,7 +171,7 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
         *,
         base_url: str,
         requester: str = DEFAULT_REQUESTER,
-        write_interval: float = 1.0,
+        write_interval: float = DEFAULT_WRITE_INTERVAL,
         max_attempts: int = 4,
         max_wait: float = 900.0,
         sleep: Sleep = asyncio.sleep,

@@ -66,6 +66,8 @@ MIGRATIONS = (
     ("repositories", None, "policy_errors", "TEXT"),
 )
 
+DEFAULT_DATABASE_URL = "sqlite:///image-automation.db"
+
 #: Delivery ids older than this are forgotten (GitHub redelivers for about 3 days).
 DELIVERY_RETENTION = 14 * 24 * 3600.0
 
@@ -166,7 +168,7 @@ class Store:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {new} {kind}")
 
     @classmethod
-    def open(cls, url: str = "sqlite:///image-automation.db", *, clock=time.time) -> Store:
+    def open(cls, url: str = DEFAULT_DATABASE_URL, *, clock=time.time) -> Store:
         path = database_path(url)
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from bot.update.result import Result
 from bot.update.templates import PR_BODY, render_template
 
 STATE_MARKER = "image-automation-bot:state"
-_STATE_BLOCK = re.compile(r"<!-- image-automation-bot:state (\{.*?\}) -->", re.DOTALL)
+_STATE_BLOCK = re.compile(rf"<!-- {re.escape(STATE_MARKER)} (\{{.*?\}}) -->", re.DOTALL)
 _MAX_TITLE_CHARS = 256  # GitHub's limit for a PR title
 
 #: The default body; its first block is design §4's contract, byte for byte.
@@ -99,7 +99,7 @@ def compose_body(rendered: str, state: PullRequestState, *, limit: int = MAX_BOD
     """The PR body: the rendered text, shortened at a line end to fit ``limit``, then the block."""
     block = state.block()
     room = limit - len(block) - 2
-    if len(rendered) + 1 > room:
+    if too_long(rendered, state, limit=limit):
         lines = rendered.splitlines()
         kept: list[str] = []
         size = 0
@@ -113,8 +113,9 @@ def compose_body(rendered: str, state: PullRequestState, *, limit: int = MAX_BOD
     return f"{rendered}\n\n{block}\n"
 
 
-def is_shortened(body: str) -> bool:
-    return "The list is too long for a pull request" in body
+def too_long(rendered: str, state: PullRequestState, *, limit: int = MAX_BODY_CHARS) -> bool:
+    """Must `compose_body` cut ``rendered`` to fit GitHub's limit?"""
+    return len(rendered) + 1 > limit - len(state.block()) - 2
 
 
 @dataclass(frozen=True)
