@@ -103,7 +103,7 @@ def _run_plan(root: Path, config, source) -> tuple[float, float, int]:
     observation = asyncio.run(observe_policies(config, source))
     observed = time.perf_counter()
     automation = config.automations["bench"]
-    paths = automation_paths(config, automation, localtree.list_files(root))
+    paths = automation_paths(automation, localtree.list_files(root))
     contents, _ = localtree.read_candidates(root, paths)
     plan = plan_automation(config, automation, observation, contents, repository="bench")
     done = time.perf_counter()

@@ -198,7 +198,7 @@ def _plan_all(
     """Every automation's plan over the files under ``root``, and the files' read warnings."""
     all_paths = localtree.list_files(root)
     wanted = sorted(
-        {p for a in config.automations.values() for p in automation_paths(config, a, all_paths)}
+        {p for a in config.automations.values() for p in automation_paths(a, all_paths)}
     )
     files, read_warnings = localtree.read_candidates(root, wanted)
     plans = [

@@ -163,9 +163,7 @@ def selected_policies(
     }
 
 
-def automation_paths(
-    config: Config, automation: AutomationConfig, paths: Iterable[str]
-) -> list[str]:
+def automation_paths(automation: AutomationConfig, paths: Iterable[str]) -> list[str]:
     """Repo-relative paths an automation may edit (yaml/yml/Kustomization under update.path)."""
     return [repo_path for repo_path, _rel in candidate_paths(paths, automation.update_path)]
 

@@ -301,9 +301,7 @@ class _Run:
         self, automation: AutomationConfig, base_sha: str
     ) -> tuple[Tree, AutomationPlan]:
         tree = await self.tree(base_sha)
-        files = await self.repo.read_blobs(
-            tree, automation_paths(self.config, automation, tree.entries)
-        )
+        files = await self.repo.read_blobs(tree, automation_paths(automation, tree.entries))
 
         def refuse(path: str) -> str | None:
             # Judged by where a symlink leads: writing there needs the `workflows` permission.
@@ -396,7 +394,6 @@ class _Run:
         record.head_sha = head_sha
         record.config_sha = self.config_sha
         record.config_text = self.config_text
-        record.last_error = None
         self.store.save_repository(record)
         self.store.clear_dirty(record.full_name, seen=record.dirty)
 

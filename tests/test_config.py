@@ -1193,3 +1193,27 @@ def test_a_template_the_renderer_would_refuse_is_refused_at_its_own_line(line, m
     (error,) = errors
     assert error.line == 8  # the template's second line, in the config file
     assert "template error on its line 2" in error.message and message in error.message
+
+
+def test_the_repository_is_due_at_its_shortest_interval_policies_with_always_included():
+    config, errors = load(
+        """\
+        version: 1
+        imageRepositories:
+          - {name: app, image: ghcr.io/o/app, interval: 10m}
+        imagePolicies:
+          - name: app
+            imageRepositoryRef: app
+            digestReflectionPolicy: Always
+            interval: 2m
+            policy: {semver: {range: '>=1'}}
+          - name: other
+            imageRepositoryRef: app
+            interval: 1m  # ignored without Always
+            policy: {semver: {range: '>=1'}}
+        imageUpdateAutomations:
+          - {name: a, interval: 30m}
+        """
+    )
+    assert errors == []
+    assert config.shortest_interval() == 120.0

@@ -68,7 +68,7 @@ def test_selector_and_update_path_limit_an_automation():
     config = _config()
     automation = config.automations["team-a"]
     paths = ["a/x.yaml", "a/y.txt", "b/z.yaml", "a/Kustomization", "README.md"]
-    assert automation_paths(config, automation, paths) == ["a/Kustomization", "a/x.yaml"]
+    assert automation_paths(automation, paths) == ["a/Kustomization", "a/x.yaml"]
 
     files = {
         "a/x.yaml": b'image: ghcr.io/o/app:1.0.0 # {"$imagepolicy": "ns:app-stable"}\n'

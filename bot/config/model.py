@@ -135,7 +135,12 @@ class Config:
         return Problem(self.path, where, 1, text, severity)
 
     def shortest_interval(self) -> float:
-        """How often the repository is due: its shortest automation or image interval."""
+        """How often the repository is due: its shortest automation, image or policy interval.
+
+        A policy has one only with ``digestReflectionPolicy: Always``: how often
+        its digest is asked again.
+        """
         intervals = [a.interval for a in self.automations.values()]
         intervals += [r.interval for r in self.repositories.values()]
+        intervals += [p.interval for p in self.policies.values() if p.interval]
         return min((i for i in intervals if i), default=DEFAULT_REPOSITORY_INTERVAL)

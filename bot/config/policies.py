@@ -38,7 +38,7 @@ def read_policy(
     kind_fields = _policy_kind(check, item, where, fields)
     filter_pattern, filter_extract = _filter_tags(check, where, fields)
     alias_of = check.optional(fields, "aliasOf", where, check.tag_name)
-    reflection = "Never"
+    reflection: str | None = PolicySpec.digest_reflection  # the dataclass default: Never
     if "digestReflectionPolicy" in fields:
         reflection = check.enum(
             fields["digestReflectionPolicy"], f"{where}.digestReflectionPolicy", DIGEST_REFLECTIONS

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS installations (
 CREATE TABLE IF NOT EXISTS repositories (
     full_name TEXT PRIMARY KEY, installation_id INTEGER NOT NULL,
     default_branch TEXT, head_sha TEXT, config_sha TEXT, config_text BLOB,
-    dirty INTEGER NOT NULL DEFAULT 1, last_error TEXT, policy_errors TEXT);
+    dirty INTEGER NOT NULL DEFAULT 1, policy_errors TEXT);
 CREATE TABLE IF NOT EXISTS policies (
     repository TEXT NOT NULL, policy TEXT NOT NULL,
     name TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL,
@@ -87,7 +87,6 @@ class RepositoryRecord:
     # Something happened that the short-circuit cannot see (a count, so a run can
     # tell whether more happened while it ran).
     dirty: int = 1
-    last_error: str | None = None
     #: Policy name -> message of the policies that failed in the last complete run.
     policy_errors: dict[str, str] = field(default_factory=dict)
 
@@ -275,7 +274,7 @@ class Store:
     def repository(self, full_name: str) -> RepositoryRecord | None:
         row = self._exec(
             "SELECT full_name, installation_id, default_branch, head_sha, config_sha, "
-            "config_text, dirty, last_error, policy_errors FROM repositories "
+            "config_text, dirty, policy_errors FROM repositories "
             "WHERE full_name = ?",
             [full_name],
         ).fetchone()
@@ -289,8 +288,7 @@ class Store:
             config_sha=row[4],
             config_text=row[5],
             dirty=int(row[6]),
-            last_error=row[7],
-            policy_errors=json.loads(row[8] or "{}"),
+            policy_errors=json.loads(row[7] or "{}"),
         )
 
     def repositories(self) -> list[RepositoryRecord]:
@@ -300,7 +298,7 @@ class Store:
     def save_repository(self, record: RepositoryRecord) -> None:
         self._exec(
             "UPDATE repositories SET installation_id = ?, default_branch = ?, head_sha = ?, "
-            "config_sha = ?, config_text = ?, last_error = ?, policy_errors = ? "
+            "config_sha = ?, config_text = ?, policy_errors = ? "
             "WHERE full_name = ?",
             [
                 record.installation_id,
@@ -308,7 +306,6 @@ class Store:
                 record.head_sha,
                 record.config_sha,
                 record.config_text,
-                record.last_error,
                 json.dumps(record.policy_errors, sort_keys=True),
                 record.full_name,
             ],
