@@ -27,15 +27,16 @@ Transitions (→ what a person sees)::
     open       --closed, merged-->         none        merge recorded
     open       --closed, unmerged-->       none        its change set is never proposed again
     taken over --closed / branch deleted--> none       then proposes afresh in the same run
-    taken over --head is the bot's after all--> open   a late or repeated webhook's lock lifted
+    taken over --head is the bot's after all--> open   a late or repeated webhook was wrong
     open       --retire (left the config)--> (gone)    PR closed with a comment, state forgotten
-    none       --reopened-->               open        the rejection is forgotten
+    none       --reopened-->               open        the decline is forgotten
     direct     --commit_directly-->        direct      fast-forward, re-planned if it lost a race
 
 `closed` and `reopened` are reached by the webhook, or by a run that finds
 the PR so (a webhook missed while the bot was down): both go through the
-same function. A webhook never decides alone: `pushed` may lock the branch,
-but the next run reads the head and lifts a lock that a late delivery set.
+same function. A webhook never decides alone: `pushed` may mark the branch
+taken over, but the next run reads the head and undoes what a late delivery
+marked.
 Before the branch is moved or the PR's text rewritten, the PR is read, so a
 closed PR is never edited and the read head is the compare-and-swap check.
 Every 4xx GitHub answers for good is reported on the automation by the
@@ -119,11 +120,11 @@ class Proposal:
 
         if plan.result and not (plan.title and plan.commit_message):
             return Outcome("not proposed: the templates failed (see errors)")
-        rejected = bool(plan.change_set) and self.store.is_rejected(
+        declined = bool(plan.change_set) and self.store.is_declined(
             state.repository, state.automation, plan.change_set
         )
-        if not plan.result or rejected or not plan.edited:
-            return await self._withdraw(DECLINED if rejected else NOTHING_LEFT, rejected=rejected)
+        if not plan.result or declined or not plan.edited:
+            return await self._withdraw(DECLINED if declined else NOTHING_LEFT, declined=declined)
 
         if (
             state.pr_number is not None
@@ -142,7 +143,7 @@ class Proposal:
             outcome = await self._update(plan, sha)
             if outcome is not None:
                 return outcome
-            if self.store.is_rejected(state.repository, state.automation, plan.change_set):
+            if self.store.is_declined(state.repository, state.automation, plan.change_set):
                 return Outcome("declined before; not proposed again")
         return await self._open(plan, sha)
 
@@ -164,7 +165,7 @@ class Proposal:
                     state.repository, state.automation, pull["number"], block.change_set
                 )
             else:
-                self.store.reject_change_set(
+                self.store.decline_change_set(
                     state.repository, state.automation, block.change_set, pr_number=pull["number"]
                 )
             if newest:
@@ -179,7 +180,7 @@ class Proposal:
             return
         head = pull["head"]["sha"]
         block = PullRequestState.parse(pull.get("body"))
-        if self.store.rejected_by_pull_request(state.repository, state.automation, pull["number"]):
+        if self.store.declined_by_pull_request(state.repository, state.automation, pull["number"]):
             reopened(self.store, state, pull)  # reopened while no webhook came: a person wants it
         self._remember_pull(pull)
         if block is None or block.automation != state.automation:
@@ -203,7 +204,7 @@ class Proposal:
         """Is a taken-over branch the bot's again? One conditional request.
 
         Its PR was closed (a missed webhook: recorded now, as the webhook would),
-        or the head is the bot's own commit after all (a late webhook locked it), or,
+        or the head is the bot's own commit after all (a late webhook marked it), or,
         with no PR, the branch was deleted or reset to the bot's own commit.
         """
         state = self.state
@@ -214,7 +215,7 @@ class Proposal:
                 return True
             if not state.bot_wrote(pull["head"]["sha"]):
                 return False
-            # The head is the bot's own commit: the lock came from a late or repeated webhook.
+            # The head is the bot's own commit: a late or repeated webhook marked it.
             state.taken_over = state.taken_over_noted = False
             return True
         head = await self.repo.branch_sha(state.push_branch)
@@ -250,14 +251,14 @@ class Proposal:
         """The automation left the config: close its open PR (unless someone took it over)."""
         if self.state.taken_over:
             return Outcome("removed from the config; its PR has commits by someone else")
-        outcome = await self._withdraw(REMOVED.format(name=self.state.automation), rejected=False)
+        outcome = await self._withdraw(REMOVED.format(name=self.state.automation), declined=False)
         return Outcome(f"removed from the config: {outcome.status}", outcome.problems)
 
-    async def _withdraw(self, reason: str, *, rejected: bool) -> Outcome:
+    async def _withdraw(self, reason: str, *, declined: bool) -> Outcome:
         """Nothing to propose: close the open PR, if there is one, saying why."""
         state = self.state
         if state.pr_number is None:
-            return Outcome("declined before; not proposed again" if rejected else "up to date")
+            return Outcome("declined before; not proposed again" if declined else "up to date")
         number = state.pr_number
         pull = await self.pulls.get(number)
         if pull.get("state") == "closed":
@@ -286,7 +287,7 @@ class Proposal:
             closed(self.store, state, pull)  # the webhook was missed
             return None
         head = pull["head"]["sha"]
-        if not state.bot_wrote(head) or self._locked_meanwhile():
+        if not state.bot_wrote(head) or self._taken_over_meanwhile():
             state.taken_over = True
             return await self._leave_alone()
         # Saved before the branch moves: a crash in between must not look like someone
@@ -308,8 +309,8 @@ class Proposal:
         state.change_set = plan.change_set
         return Outcome(f"updated #{number}")
 
-    def _locked_meanwhile(self) -> bool:
-        """Did a webhook lock the branch while this run was working? (a local read)"""
+    def _taken_over_meanwhile(self) -> bool:
+        """Did a webhook mark the branch taken over while this run worked? (a local read)"""
         return self.store.automation_state(self.state.repository, self.state.automation).taken_over
 
     async def _open(self, plan: AutomationPlan, sha: str) -> Outcome:
@@ -418,7 +419,7 @@ def closed(store: Store, state: AutomationState, pull: dict) -> None:
         store.record_merged(state.repository, state.automation, number, change_set)
         log.info("%s#%s merged", state.repository, number)
     elif change_set:
-        store.reject_change_set(state.repository, state.automation, change_set, pr_number=number)
+        store.decline_change_set(state.repository, state.automation, change_set, pr_number=number)
         log.info(
             "%s#%s closed unmerged; its changes will not be proposed again",
             state.repository,
@@ -432,11 +433,11 @@ def reopened(store: Store, state: AutomationState, pull: dict) -> None:
     """A person wants the PR after all: the bot keeps it up to date again."""
     number = pull["number"]
     block = PullRequestState.parse(pull.get("body"))
-    rejected = store.rejected_by_pull_request(state.repository, state.automation, number)
-    for change_set in {*rejected, *([block.change_set] if block else [])}:
-        store.forget_rejection(state.repository, state.automation, change_set)
+    declined = store.declined_by_pull_request(state.repository, state.automation, number)
+    for change_set in {*declined, *([block.change_set] if block else [])}:
+        store.forget_declined(state.repository, state.automation, change_set)
     state.pr_number = number
-    state.change_set = block.change_set if block else (rejected[0] if rejected else None)
+    state.change_set = block.change_set if block else (declined[0] if declined else None)
     head = (pull.get("head") or {}).get("sha")
     if head is not None and head == state.released_head and not state.bot_wrote(head):
         state.taken_over = True  # reopened with someone else's commits on it

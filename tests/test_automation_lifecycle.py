@@ -228,7 +228,7 @@ async def test_closed_unmerged_is_not_reopened_but_a_newer_image_is_proposed(wor
     await world.reconcile()
     (pr,) = world.open_pulls()
     await close_as_person(world, pr["number"])  # the simulator sends `closed`
-    assert world.store.is_rejected(REPO, "podinfo-update", pr_change_set(pr))
+    assert world.store.is_declined(REPO, "podinfo-update", pr_change_set(pr))
 
     outcome = await world.reconcile()
     assert outcome.automations["podinfo-update"] == "declined before; not proposed again"
@@ -251,7 +251,7 @@ async def test_a_close_without_a_webhook_is_noticed_when_the_pr_is_next_updated(
     (new,) = world.open_pulls()
     assert outcome.automations["podinfo-update"] == f"opened #{new['number']}"
     assert new["number"] != pr["number"]
-    assert world.store.is_rejected(REPO, "podinfo-update", pr_change_set(pr))
+    assert world.store.is_declined(REPO, "podinfo-update", pr_change_set(pr))
 
 
 async def test_nothing_left_to_change_closes_the_pr_with_a_comment(world):
@@ -562,7 +562,7 @@ async def test_a_pr_reopened_while_no_webhook_came_is_kept_not_closed_again(worl
     assert outcome.automations["podinfo-update"] == f"up to date #{pr['number']}"
     (still,) = world.open_pulls()
     assert still["number"] == pr["number"]
-    assert not world.store.is_rejected(REPO, "podinfo-update", pr_change_set(pr))
+    assert not world.store.is_declined(REPO, "podinfo-update", pr_change_set(pr))
 
 
 async def test_a_pr_someone_pushed_to_is_not_closed_when_nothing_is_left(world):

@@ -137,27 +137,27 @@ async def test_merged_is_recorded_with_the_change_set_from_the_hidden_block(env)
     body = "Automation: ns/auto\n\n" + PullRequestState("auto", "cs-body").block()
     await env.dispatch("pull_request", pull("closed", merged=True, body=body))
     assert env.store.merged_prs(REPO) == [("auto", 9, "cs-body")]
-    assert not env.store.is_rejected(REPO, "auto", "cs-body")
+    assert not env.store.is_declined(REPO, "auto", "cs-body")
     assert env.state().pr_number is None
     assert env.ran == [REPO]
 
 
 async def test_closed_unmerged_rejects_that_exact_change_set(env):
     await env.dispatch("pull_request", pull("closed"))
-    assert env.store.is_rejected(REPO, "auto", "cs-store")
+    assert env.store.is_declined(REPO, "auto", "cs-store")
     assert env.state().pr_number is None and env.state().change_set is None
 
 
 async def test_reopened_takes_the_rejection_back(env):
     await env.dispatch("pull_request", pull("closed"))
     await env.dispatch("pull_request", pull("reopened"))
-    assert not env.store.is_rejected(REPO, "auto", "cs-store")
+    assert not env.store.is_declined(REPO, "auto", "cs-store")
     assert env.state().pr_number == 9
 
 
 async def test_a_fork_with_the_same_branch_name_is_not_the_bot(env):
     await env.dispatch("pull_request", pull("closed", head_repo="mallory/app"))
-    assert not env.store.is_rejected(REPO, "auto", "cs-store")
+    assert not env.store.is_declined(REPO, "auto", "cs-store")
     assert env.state().pr_number == 9
     assert env.ran == []
 
@@ -165,7 +165,7 @@ async def test_a_fork_with_the_same_branch_name_is_not_the_bot(env):
 async def test_another_pr_from_the_bot_branch_without_the_block_is_ignored(env):
     await env.dispatch("pull_request", pull("closed", number=10))
     assert env.state().pr_number == 9
-    assert not env.store.is_rejected(REPO, "auto", "cs-store")
+    assert not env.store.is_declined(REPO, "auto", "cs-store")
 
 
 async def test_synchronize_by_the_bot_itself_is_not_a_human_edit(env):
@@ -191,4 +191,4 @@ async def test_a_close_the_bot_made_itself_is_not_a_rejection(env):
     env.store.save_automation_state(state)
     body = PullRequestState("auto", "cs-body").block()
     await env.dispatch("pull_request", pull("closed", body=body))
-    assert not env.store.is_rejected(REPO, "auto", "cs-body")
+    assert not env.store.is_declined(REPO, "auto", "cs-body")

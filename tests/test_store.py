@@ -34,7 +34,7 @@ def test_everything_survives_a_reopen(tmp_path):
         change_set="cs1",
     )
     store.save_automation_state(state)
-    store.reject_change_set("octo-org/app", "auto", "cs0", pr_number=3)
+    store.decline_change_set("octo-org/app", "auto", "cs0", pr_number=3)
     store.record_delivery("guid-1", "push")
     store.close()
 
@@ -43,8 +43,8 @@ def test_everything_survives_a_reopen(tmp_path):
     assert again.latest("octo-org/app") == latest
     assert again.automation_state("octo-org/app", "auto") == state
     assert again.automation_for_branch("octo-org/app", "image-automation/auto") == state
-    assert again.is_rejected("octo-org/app", "auto", "cs0")
-    assert not again.is_rejected("octo-org/app", "auto", "cs1")
+    assert again.is_declined("octo-org/app", "auto", "cs0")
+    assert not again.is_declined("octo-org/app", "auto", "cs1")
     assert again.delivery_seen("guid-1")
     assert not again.delivery_seen("guid-2")
     assert again.installation_permissions(7) == {"contents": "write"}
@@ -98,7 +98,7 @@ def test_old_deliveries_are_forgotten():
     assert store.delivery_seen("new")
 
 
-def test_forget_pull_request_clears_the_human_lock():
+def test_forget_pull_request_clears_taken_over():
     state = AutomationState("o/r", "a", pr_number=5, taken_over=True, taken_over_noted=True)
     state.pr_title, state.change_set = "t", "cs"
     state.forget_pull_request()
@@ -138,3 +138,42 @@ def test_a_lock_set_by_a_webhook_survives_a_run_that_did_not_see_it():
     again.taken_over = False
     store.save_automation_state(again)
     assert not store.automation_state("o/r", "a").taken_over
+
+
+def test_a_database_of_the_first_schema_is_migrated_with_its_data(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """
+        CREATE TABLE automations (
+            repository TEXT NOT NULL, automation TEXT NOT NULL,
+            push_branch TEXT NOT NULL DEFAULT '', base_branch TEXT NOT NULL DEFAULT '',
+            base_sha TEXT, written_sha TEXT, prior_sha TEXT, pr_number INTEGER,
+            pr_title TEXT, pr_body TEXT, pr_labels TEXT, change_set TEXT,
+            human_edited INTEGER NOT NULL DEFAULT 0, human_noted INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (repository, automation));
+        CREATE TABLE repositories (
+            full_name TEXT PRIMARY KEY, installation_id INTEGER NOT NULL,
+            default_branch TEXT, head_sha TEXT, config_sha TEXT, config_text BLOB,
+            observed TEXT, dirty INTEGER NOT NULL DEFAULT 1, last_error TEXT);
+        CREATE TABLE rejected (
+            repository TEXT NOT NULL, automation TEXT NOT NULL, change_set TEXT NOT NULL,
+            pr_number INTEGER, closed_at REAL NOT NULL,
+            PRIMARY KEY (repository, automation, change_set));
+        INSERT INTO automations (repository, automation, pr_number, human_edited, human_noted)
+            VALUES ('o/r', 'a', 4, 1, 1);
+        INSERT INTO repositories (full_name, installation_id, head_sha) VALUES ('o/r', 7, 'abc');
+        INSERT INTO rejected VALUES ('o/r', 'a', 'cs0', 3, 0);
+        """
+    )
+    old.commit()
+    old.close()
+    store = Store.open(f"sqlite:///{path}")
+    state = store.automation_state("o/r", "a")
+    assert (state.pr_number, state.taken_over, state.taken_over_noted) == (4, True, True)
+    assert store.is_declined("o/r", "a", "cs0")
+    assert store.repository("o/r").head_sha == "abc"
+    store.save_automation_state(state)  # writes through the new columns
+    assert store.automation_state("o/r", "a") == state

@@ -230,7 +230,7 @@ async def test_bot_pull_request_closed_unmerged_remembers_its_change_set(web, na
     )
     web.store.save_automation_state(state)
     await web.deliver("pull_request", payload)
-    assert web.store.is_rejected("Codertocat/Hello-World", "auto", "cs-42")
+    assert web.store.is_declined("Codertocat/Hello-World", "auto", "cs-42")
     assert web.store.automation_state("Codertocat/Hello-World", "auto").pr_number is None
     assert web.runs.repositories == ["Codertocat/Hello-World"]
 

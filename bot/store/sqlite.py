@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS automations (
     taken_over INTEGER NOT NULL DEFAULT 0, taken_over_noted INTEGER NOT NULL DEFAULT 0,
     released_head TEXT,
     PRIMARY KEY (repository, automation));
-CREATE TABLE IF NOT EXISTS rejected (
+CREATE TABLE IF NOT EXISTS declined (
     repository TEXT NOT NULL, automation TEXT NOT NULL, change_set TEXT NOT NULL,
     pr_number INTEGER, closed_at REAL NOT NULL,
     PRIMARY KEY (repository, automation, change_set));
@@ -113,8 +113,8 @@ class AutomationState:
     #: The head of the bot's PR when it was closed: its commits stay reachable in the
     #: closed PR, so the branch may be rebuilt from there.
     released_head: str | None = None
-    #: What the row said when read: a webhook may lock the branch while a run holds
-    #: this object, and the run's save must not unlock it (see `Store.save_automation_state`).
+    #: What the row said when read: a webhook may mark the branch taken over while a run
+    #: holds this object, and the run's save must not undo it (`Store.save_automation_state`).
     loaded_taken_over: bool = field(default=False, compare=False, repr=False)
     #: False for an automation the store has no row for (new, or the database was lost).
     stored: bool = field(default=False, compare=False, repr=False)
@@ -157,6 +157,10 @@ class Store:
         self._db.commit()
 
     def _migrate(self) -> None:
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master")}
+        if "rejected" in tables:  # the first schema's name for declined change sets
+            self._db.execute("DROP TABLE IF EXISTS declined")
+            self._db.execute("ALTER TABLE rejected RENAME TO declined")
         for table, old, new, kind in MIGRATIONS:
             columns = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
             if new in columns:
@@ -267,7 +271,7 @@ class Store:
             ("repositories", "full_name"),
             ("policies", "repository"),
             ("automations", "repository"),
-            ("rejected", "repository"),
+            ("declined", "repository"),
         ):
             self._exec(f"DELETE FROM {table} WHERE {column} = ?", [full_name])
 
@@ -376,7 +380,7 @@ class Store:
         return None
 
     def save_automation_state(self, state: AutomationState) -> None:
-        """Write the row; a lock set meanwhile (by a webhook) survives a save that did not see it."""
+        """Write the row; taken over, marked meanwhile by a webhook, survives a save that did not see it."""
         values = [getattr(state, name) for name in self._AUTOMATION_COLUMNS]
         values[self._AUTOMATION_COLUMNS.index("pr_labels")] = json.dumps(state.pr_labels)
         columns = ", ".join(self._AUTOMATION_COLUMNS)
@@ -384,11 +388,11 @@ class Store:
         updates = ", ".join(
             f"{c} = excluded.{c}" for c in self._AUTOMATION_COLUMNS if c != "taken_over"
         )
-        keep_lock = "" if state.loaded_taken_over else " OR automations.taken_over"
+        keep_mark = "" if state.loaded_taken_over else " OR automations.taken_over"
         self._exec(
             f"INSERT INTO automations ({columns}) VALUES ({placeholders}) "
             f"ON CONFLICT(repository, automation) DO UPDATE SET {updates}, "
-            f"taken_over = (excluded.taken_over{keep_lock})",
+            f"taken_over = (excluded.taken_over{keep_mark})",
             [int(v) if isinstance(v, bool) else v for v in values],
         )
         state.loaded_taken_over = state.taken_over
@@ -403,34 +407,34 @@ class Store:
 
     # -- outcomes of PRs ----------------------------------------------------------
 
-    def reject_change_set(
+    def decline_change_set(
         self, repository: str, automation: str, change_set: str, *, pr_number: int | None
     ) -> None:
         self._exec(
-            "INSERT OR REPLACE INTO rejected (repository, automation, change_set, pr_number, "
+            "INSERT OR REPLACE INTO declined (repository, automation, change_set, pr_number, "
             "closed_at) VALUES (?, ?, ?, ?, ?)",
             [repository, automation, change_set, pr_number, self._clock()],
         )
 
-    def forget_rejection(self, repository: str, automation: str, change_set: str) -> None:
+    def forget_declined(self, repository: str, automation: str, change_set: str) -> None:
         self._exec(
-            "DELETE FROM rejected WHERE repository = ? AND automation = ? AND change_set = ?",
+            "DELETE FROM declined WHERE repository = ? AND automation = ? AND change_set = ?",
             [repository, automation, change_set],
         )
 
-    def rejected_by_pull_request(
+    def declined_by_pull_request(
         self, repository: str, automation: str, pr_number: int
     ) -> list[str]:
         rows = self._exec(
-            "SELECT change_set FROM rejected WHERE repository = ? AND automation = ? "
+            "SELECT change_set FROM declined WHERE repository = ? AND automation = ? "
             "AND pr_number = ?",
             [repository, automation, pr_number],
         )
         return [r[0] for r in rows]
 
-    def is_rejected(self, repository: str, automation: str, change_set: str) -> bool:
+    def is_declined(self, repository: str, automation: str, change_set: str) -> bool:
         row = self._exec(
-            "SELECT 1 FROM rejected WHERE repository = ? AND automation = ? AND change_set = ?",
+            "SELECT 1 FROM declined WHERE repository = ? AND automation = ? AND change_set = ?",
             [repository, automation, change_set],
         ).fetchone()
         return row is not None
