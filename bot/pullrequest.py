@@ -209,9 +209,8 @@ class Proposal:
         """
         state = self.state
         if state.pr_number is not None:
-            pull = await self.pulls.get(state.pr_number)
-            if pull.get("state") == "closed":
-                closed(self.store, state, pull)
+            pull = await self._read_open_pull(state.pr_number)
+            if pull is None:
                 return True
             if not state.bot_wrote(pull["head"]["sha"]):
                 return False
@@ -224,12 +223,21 @@ class Proposal:
         state.taken_over = state.taken_over_noted = False
         return True
 
+    async def _read_open_pull(self, number: int) -> dict | None:
+        """The PR as it is now, or None when it was closed (recorded as the webhook would)."""
+        pull = await self.pulls.get(number)
+        if pull.get("state") == "closed":
+            closed(self.store, self.state, pull)
+            return None
+        return pull
+
     async def _leave_alone(self) -> Outcome:
-        """Someone else's commit is on the branch: never overwrite it; say why.
+        """Someone else's commit is on the branch: mark it taken over, never move it, say why.
 
         In the check run each time it runs fully, and on the PR, if there is one, once.
         """
         state = self.state
+        state.taken_over = True
         where = f"#{state.pr_number}" if state.pr_number is not None else state.push_branch
         why = self._warning(
             f"branch {state.push_branch!r} holds a commit the bot did not write, so the bot "
@@ -260,13 +268,11 @@ class Proposal:
         if state.pr_number is None:
             return Outcome("declined before; not proposed again" if declined else "up to date")
         number = state.pr_number
-        pull = await self.pulls.get(number)
-        if pull.get("state") == "closed":
-            closed(self.store, state, pull)
+        pull = await self._read_open_pull(number)
+        if pull is None:
             return Outcome(f"#{number} was closed meanwhile")
         if not state.bot_wrote(pull["head"]["sha"]):
-            state.taken_over = True  # the bot promised not to close a PR someone pushed to
-            return await self._leave_alone()
+            return await self._leave_alone()  # it promised not to close a PR someone pushed to
         await self.pulls.close(number, comment=reason)
         state.forget_pull_request(head=pull["head"]["sha"])
         return Outcome(f"closed #{number}")
@@ -282,13 +288,11 @@ class Proposal:
         state = self.state
         number = state.pr_number
         assert number is not None
-        pull = await self.pulls.get(number)
-        if pull.get("state") == "closed":
-            closed(self.store, state, pull)  # the webhook was missed
+        pull = await self._read_open_pull(number)  # closed: the webhook was missed
+        if pull is None:
             return None
         head = pull["head"]["sha"]
         if not state.bot_wrote(head) or self._taken_over_meanwhile():
-            state.taken_over = True
             return await self._leave_alone()
         # Saved before the branch moves: a crash in between must not look like someone
         # else's push. `prior_sha` is the head just verified, so failed moves never drift.
@@ -317,7 +321,6 @@ class Proposal:
         """No open PR: put `sha` on the branch (never over someone else's commit), open the PR."""
         state = self.state
         if not await self._write_branch(sha):
-            state.taken_over = True
             return await self._leave_alone()
         body = plan.body(head=sha)
         created = await self.pulls.create(
