@@ -141,7 +141,7 @@ def test_config_errors_exit_2_with_line_and_column(tmp_path):
     errors = json.loads(proc.stdout)["errors"]
     assert len(errors) == 1
     assert errors[0].startswith(f"{repo / '.github/image-automation.yml'}:14:")
-    assert "upwards" in errors[0] or "asc" in errors[0]
+    assert "'upwards' is not allowed; expected one of asc, desc" in errors[0]
     # the valid policy still ran
     assert json.loads(proc.stdout)["observedPolicies"]["podinfo"]["tag"] == "5.0.3"
 
