@@ -52,7 +52,8 @@ from dataclasses import dataclass, field
 from bot.config import AutomationConfig, Config
 from bot.github.errors import BranchMoved, NotFastForward, NotFound
 from bot.github.pulls import Pulls
-from bot.github.repo import Repo, Tree
+from bot.github.repo import Repo
+from bot.github.trees import Tree
 from bot.planner import AutomationPlan
 from bot.problems import Problem, Severity
 from bot.store import AutomationState, Store

@@ -28,7 +28,8 @@ from bot.github.errors import (
     NotFound,
     RateLimited,
 )
-from bot.github.repo import WORKFLOWS_DIR, BlobCache, Repo, Tree, is_workflow_file
+from bot.github.repo import Repo
+from bot.github.trees import WORKFLOWS_DIR, BlobCache, Tree, is_workflow_file
 from bot.planner import (
     AutomationPlan,
     Observation,

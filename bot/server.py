@@ -21,7 +21,7 @@ from aiohttp import web
 
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache
 from bot.github.client import DEFAULT_WRITE_INTERVAL, AppClient, GitHubClient
-from bot.github.repo import BlobCache
+from bot.github.trees import BlobCache
 from bot.handlers import Services
 from bot.reconcile import Deps, run_repository
 from bot.registry.credentials import CredentialStore

@@ -21,7 +21,8 @@ from bot.github.auth import AppCredentials, TokenCache
 from bot.github.client import GitHubClient
 from bot.github.errors import ValidationFailed
 from bot.github.pulls import Pulls
-from bot.github.repo import BlobCache, Repo
+from bot.github.repo import Repo
+from bot.github.trees import BlobCache
 from tests.datapaths import GITHUB_DATA
 
 SCENARIOS = GITHUB_DATA / "fixtures" / "scenarios" / "api.github.com"

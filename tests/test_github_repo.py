@@ -23,8 +23,9 @@ from bot.github.errors import (
     NotFound,
     WorkflowFilesRefused,
 )
-from bot.github.repo import BlobCache, Repo
+from bot.github.repo import Repo
 from bot.github.tarball import extract_blobs, git_blob_sha
+from bot.github.trees import BlobCache
 from tests.githubsim import GitHubSim
 from tests.githubsim.gitstore import MODE_EXEC, MODE_SUBMODULE, MODE_SYMLINK
 

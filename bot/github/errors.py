@@ -95,7 +95,7 @@ class NotFastForward(GitHubError):
 
 
 class WorkflowFilesRefused(GitHubError):
-    """The change touches workflow files (see `bot.github.repo.is_workflow_file`)."""
+    """The change touches workflow files (see `bot.github.trees.is_workflow_file`)."""
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths = sorted(paths)

@@ -13,11 +13,8 @@ import asyncio
 import base64
 import binascii
 import logging
-import posixpath
 import urllib.parse
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from bot.github.client import GitHubClient, uncached
@@ -31,12 +28,19 @@ from bot.github.errors import (
     WorkflowFilesRefused,
 )
 from bot.github.tarball import TarballError, extract_blobs, git_blob_sha
+from bot.github.trees import (
+    FILE_MODE,
+    SYMLINK_MODE,
+    BlobCache,
+    Tree,
+    TreeEntry,
+    is_workflow_file,
+    link_target,
+    normalise_path,
+)
 
 log = logging.getLogger(__name__)
 
-SYMLINK_MODE = "120000"
-FILE_MODE = "100644"
-WORKFLOWS_DIR = ".github/workflows/"
 SHA_MEDIA_TYPE = "application/vnd.github.sha"
 #: More unknown blobs than this in one read → one tarball instead of per-blob reads.
 TARBALL_THRESHOLD = 8
@@ -45,89 +49,10 @@ MAX_SYMLINK_HOPS = 8
 DEFAULT_MAX_BYTES = 5 << 20
 
 
-@dataclass
-class TreeEntry:
-    path: str
-    mode: str
-    type: str
-    sha: str
-    size: int | None
-
-
-@dataclass
-class Tree:
-    """The files of one commit: blobs only (regular files and symlinks, no submodules)."""
-
-    commit_sha: str
-    tree_sha: str
-    entries: dict[str, TreeEntry]
-    #: symlink path → the path it resolves to, filled as `Repo.read_blobs` follows links
-    links: dict[str, str] = field(default_factory=dict)
-
-
-class BlobCache:
-    """Blob contents by SHA, least recently used dropped past `max_bytes`.
-
-    A blob SHA names its content forever, so entries never go stale. Share
-    one cache between the repositories of ONE installation only: content one
-    installation may read must not be served to another.
-    """
-
-    def __init__(self, max_bytes: int = 64 << 20) -> None:
-        self.max_bytes = max_bytes
-        self._blobs: OrderedDict[str, bytes] = OrderedDict()
-        self._size = 0
-
-    def get(self, sha: str) -> bytes | None:
-        data = self._blobs.get(sha)
-        if data is not None:
-            self._blobs.move_to_end(sha)
-        return data
-
-    def put(self, sha: str, data: bytes) -> None:
-        if sha in self._blobs or len(data) > self.max_bytes:
-            return
-        self._blobs[sha] = data
-        self._size += len(data)
-        while self._size > self.max_bytes:
-            _, dropped = self._blobs.popitem(last=False)
-            self._size -= len(dropped)
-
-    def __contains__(self, sha: object) -> bool:
-        return sha in self._blobs
-
-    def __len__(self) -> int:
-        return len(self._blobs)
-
-
 def _quote(value: str) -> str:
     # Our own percent-encoding, then RFC 6570 reserved expansion ({+x}) keeps
     # the slashes of branch names and paths but nothing that would break the URL.
     return urllib.parse.quote(value, safe="/")
-
-
-def _normalise(path: str) -> str:
-    return posixpath.normpath(path.removeprefix("./")).lstrip("/")
-
-
-def is_workflow_file(path: str) -> bool:
-    return _normalise(path).startswith(WORKFLOWS_DIR)
-
-
-def _link_target(link_path: str, target: bytes | None) -> str | None:
-    """Where a symlink points, as a repository path; None if it leaves the repository."""
-    if not target:
-        return None
-    try:
-        text = target.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if text.startswith("/"):
-        return None
-    joined = posixpath.normpath(posixpath.join(posixpath.dirname(link_path), text))
-    if joined == ".." or joined.startswith("../") or joined == ".":
-        return None
-    return joined
 
 
 def split_full_name(full_name: str) -> tuple[str, str]:
@@ -253,7 +178,7 @@ class Repo:
         Left out: paths not in the tree, files over `max_bytes`, symlinks that
         leave the repository, point at a directory or nothing, or loop.
         """
-        pending = {_normalise(p): _normalise(p) for p in paths}
+        pending = {normalise_path(p): normalise_path(p) for p in paths}
         found: dict[str, bytes] = {}
         for _ in range(MAX_SYMLINK_HOPS + 1):
             wanted: dict[str, str] = {}
@@ -286,7 +211,7 @@ class Repo:
                     if request != current:
                         tree.links[request] = current
                     continue
-                target = _link_target(current, data)
+                target = link_target(current, data)
                 if target is None or target not in tree.entries:
                     log.info(
                         "%s: symlink %s does not resolve to a file in the repository; skipped",
@@ -356,7 +281,7 @@ class Repo:
         """
         targets: dict[str, bytes | None] = {}
         for raw_path, content in files.items():
-            path = _normalise(raw_path)
+            path = normalise_path(raw_path)
             entry = base.entries.get(path)
             if entry is not None and entry.mode == SYMLINK_MODE and content is not None:
                 if path not in base.links:
@@ -368,7 +293,7 @@ class Repo:
             targets[path] = content
         # Checked on the written path and on the given one (a symlink may lead there).
         refused = {p for p in targets if is_workflow_file(p)}
-        refused |= {_normalise(p) for p in files if is_workflow_file(p)}
+        refused |= {normalise_path(p) for p in files if is_workflow_file(p)}
         if refused:
             raise WorkflowFilesRefused(refused)
 
