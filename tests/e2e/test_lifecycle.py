@@ -15,7 +15,7 @@ from tests.e2e.served import Served
 from tests.githubsim.gitstore import MODE_SYMLINK
 from tests.manifests import deployment, podinfo_config
 from tests.registryharness.push import Pusher
-from tests.registryharness.registry_proc import free_port, start_registry
+from tests.registryharness.registry_proc import free_port, start_basic_auth_registry, start_registry
 
 pytestmark = pytest.mark.e2e
 
@@ -355,3 +355,42 @@ async def test_writes_whose_answer_was_lost_are_looked_up_not_repeated(bot, imag
     assert bot.sim.counters["POST /repos/{owner}/{repo}/pulls"] == 1  # never sent twice
     assert bot.sim.counters["POST /repos/{owner}/{repo}/git/refs"] == 1
     assert "reconcile stopped" not in bot.text()
+
+
+async def test_refused_registry_credentials_are_annotated_at_the_policy(
+    tmp_path, github_sim, app_key
+):
+    registry, _authorization = start_basic_auth_registry(
+        "robot", "right-Pa55", prefix="e2e-refused-"
+    )
+    try:
+        credentials = tmp_path / "registry-credentials.yml"
+        credentials.write_text(
+            f"private:\n  registry: {registry.host}\n  username: robot\n"
+            "  password: wrong-Pa55\n  allowed: ['octo-org/*']\n"
+        )
+        bot = Served(
+            tmp_path, github_sim, app_key, extra_env={"REGISTRY_CREDENTIALS": str(credentials)}
+        )
+        await bot.start()
+        try:
+            image = f"{registry.host}/team/private"
+            text = podinfo_config(
+                image=image, credentials="private", update_path="./deploy", labels=()
+            )
+            head = install(
+                bot, {CONFIG_PATH: text.encode(), "deploy/app.yaml": manifest(image, "5.0.0")}
+            )
+            check = await bot.check_run(REPOSITORY, lambda c: c["head_sha"] == head)
+            (annotation,) = check["annotations"]
+            assert annotation["path"] == CONFIG_PATH
+            assert annotation["start_line"] == line_of(text, "imagePolicies:") + 1
+            assert annotation["annotation_level"] == "failure"
+            assert (
+                "credentials" in annotation["message"] and "wrong-Pa55" not in annotation["message"]
+            )
+            assert "wrong-Pa55" not in bot.text()
+        finally:
+            assert await bot.stop() == 0
+    finally:
+        registry.stop()
