@@ -58,20 +58,21 @@ async def edit_pull(request: web.Request) -> web.Response:
     return json_response(_pull_json(sim, name, _number(request)))
 
 
-@_value_errors
-async def close_pull(request: web.Request) -> web.Response:
-    sim, name = _target(request)
-    body = await _body(request)
-    sim.close_pull(name, _number(request), as_user=body.get("as_user"))
-    return json_response(_pull_json(sim, name, _number(request)))
+def _state_change(action: str):
+    """An admin route that closes or reopens a PR as a person (`sim.close_pull` / `reopen_pull`)."""
+
+    @_value_errors
+    async def change(request: web.Request) -> web.Response:
+        sim, name = _target(request)
+        body = await _body(request)
+        getattr(sim, f"{action}_pull")(name, _number(request), as_user=body.get("as_user"))
+        return json_response(_pull_json(sim, name, _number(request)))
+
+    return change
 
 
-@_value_errors
-async def reopen_pull(request: web.Request) -> web.Response:
-    sim, name = _target(request)
-    body = await _body(request)
-    sim.reopen_pull(name, _number(request), as_user=body.get("as_user"))
-    return json_response(_pull_json(sim, name, _number(request)))
+close_pull = _state_change("close")
+reopen_pull = _state_change("reopen")
 
 
 @_value_errors

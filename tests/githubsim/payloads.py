@@ -145,13 +145,18 @@ def repo_mini(repo: Repository) -> dict:
             "full_name": repo.full_name, "private": repo.private}  # fmt: skip
 
 
-def installation(base: str, inst: Installation, app, *, action: str, sender: User,
-                 repositories: list[Repository]) -> dict:  # fmt: skip
+def _installation_body(base: str, inst: Installation, app) -> dict:
+    """The installation as webhooks show it (the REST shape without `client_id`)."""
     body = shapes.installation(base, inst, app)
     body.pop("client_id", None)
+    return body
+
+
+def installation(base: str, inst: Installation, app, *, action: str, sender: User,
+                 repositories: list[Repository]) -> dict:  # fmt: skip
     return {
         "action": action,
-        "installation": body,
+        "installation": _installation_body(base, inst, app),
         "repositories": [repo_mini(r) for r in repositories],
         "sender": user(base, sender),
         **({"requester": None} if action in ("suspend", "unsuspend") else {}),
@@ -161,11 +166,9 @@ def installation(base: str, inst: Installation, app, *, action: str, sender: Use
 def installation_repositories(base: str, inst: Installation, app, *, action: str,
                               sender: User, added: list[Repository],
                               removed: list[Repository]) -> dict:  # fmt: skip
-    body = shapes.installation(base, inst, app)
-    body.pop("client_id", None)
     return {
         "action": action,
-        "installation": body,
+        "installation": _installation_body(base, inst, app),
         "repository_selection": "all" if inst.repositories is None else "selected",
         "repositories_added": [repo_mini(r) for r in added],
         "repositories_removed": [repo_mini(r) for r in removed],
