@@ -311,6 +311,8 @@ async def test_github_failures_are_retried_with_growing_delays(bot, image):
     assert delays[0] < delays[1] < delays[2]
     assert delays[0] <= 5.0 and delays[2] <= 60.0
     bot.sim.clear_faults()
+    # A push asks for a run now, instead of waiting out the next (longer) delay.
+    bot.sim.push(REPOSITORY, "main", {"NOTES.md": b"go\n"}, as_user="alice")
     await bot.pull_opened(REPOSITORY)
 
 
