@@ -77,7 +77,8 @@ class Served:
         assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         try:
-            return self.process.wait(timeout=30)
+            # In a thread: the simulator shares this loop and must answer the bot meanwhile.
+            return await asyncio.to_thread(self.process.wait, timeout=30)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait()
@@ -97,7 +98,13 @@ class Served:
             if value:
                 return value
             await asyncio.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}; bot log:\n{self.text()[-4000:]}")
+        deliveries = "\n".join(
+            f"  {d.event} {d.action or ''}: {d.state} {d.error or ''}" for d in self.sim.deliveries
+        )
+        raise AssertionError(
+            f"timed out waiting for {what}; webhook deliveries:\n{deliveries}\n"
+            f"bot log:\n{self.text()[-4000:]}"
+        )
 
     # -- what a test waits for -------------------------------------------------------
 

@@ -154,9 +154,12 @@ class WebhookSender:
         return sum(d.state == "pending" for d in self.deliveries)
 
     async def _drain(self, queue: deque[Delivery]) -> None:
-        async with aiohttp.ClientSession() as session:
-            while queue:
-                await self._send(session, queue.popleft())
+        # Checked again after the session closes: a delivery queued while it was closing
+        # found this task still running, so `kick` started no other.
+        while queue:
+            async with aiohttp.ClientSession() as session:
+                while queue:
+                    await self._send(session, queue.popleft())
 
     async def _send(self, session: aiohttp.ClientSession, delivery: Delivery) -> None:
         start = time.monotonic()
