@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.config import AutomationConfig, Config, ImagePolicyConfig, ImageRepositoryConfig
 from bot.policy import LatestRef, evaluate
+from bot.policy.evaluate import RankTags, rank_inline
 from bot.policy.model import DigestLookup
 from bot.problems import Problem, error, warning
-from bot.update import UpdateError, build_setters, candidate_paths, update_files
+from bot.update import UpdateError, build_setters, candidate_paths, has_marker, update_files
 from bot.update.prbody import (
     PullRequestState,
     change_set_id,
@@ -78,6 +79,16 @@ class AutomationPlan:
     warnings: list[Problem] = field(default_factory=list)
     errors: list[Problem] = field(default_factory=list)
 
+    @classmethod
+    def not_planned(cls, name: str, problem: Problem) -> AutomationPlan:
+        """No plan, for the reason `problem` gives (e.g. over its budget)."""
+        return cls(name=name, result=Result(), edited={}, errors=[problem])
+
+    @property
+    def failed(self) -> bool:
+        """Errors and no change list: nothing may be concluded, so nothing is touched."""
+        return bool(self.errors) and not self.result
+
     @property
     def change_set(self) -> str:
         return self.pr_state.change_set if self.pr_state else ""
@@ -99,8 +110,12 @@ async def observe_policies(
     source: TagSource,
     *,
     previous: Mapping[str, LatestRef] | None = None,
+    rank: RankTags = rank_inline,
 ) -> Observation:
-    """Evaluate every policy; a failed policy keeps its previous latest image (Flux)."""
+    """Evaluate every policy; a failed policy keeps its previous latest image (Flux).
+
+    ``rank`` runs the filtering and sorting of tags (the server: in a worker process).
+    """
     previous = previous or {}
     observation = Observation()
 
@@ -126,6 +141,7 @@ async def observe_policies(
                 tags,
                 previous=previous.get(name),
                 digest_of=lookup,
+                rank=rank,
             )
         except Exception as exc:  # a registry or policy failure must not stop the others
             observation.errors[name] = error(config.path, policy.line, 1, _describe(exc))
@@ -168,9 +184,58 @@ def automation_paths(automation: AutomationConfig, paths: Iterable[str]) -> list
     return [repo_path for repo_path, _rel in candidate_paths(paths, automation.update_path)]
 
 
-#: Why a repo-relative path may not be written (None: it may). The server refuses
-#: what a GitHub App cannot push; a local `plan` refuses nothing.
-RefusePath = Callable[[str], str | None]
+# -- what one automation may cost the server ------------------------------------------
+
+#: The operator's settings for `PlanBudget`, named in the messages that cite them.
+MAX_FILES_SETTING = "AUTOMATION_MAX_FILES"
+MAX_BYTES_SETTING = "AUTOMATION_MAX_BYTES"
+MAX_MARKED_FILES_SETTING = "AUTOMATION_MAX_MARKED_FILES"
+MAX_SECONDS_SETTING = "AUTOMATION_MAX_SECONDS"
+
+_NARROW = "narrow update.path to the files that carry image policy markers"
+
+
+@dataclass(frozen=True)
+class PlanBudget:
+    """What one automation may cost per run in `serve` (None: no limit, as in `plan`).
+
+    Files and bytes are checked before anything is read; marked files before
+    anything is parsed; seconds by the worker that plans (`bot.workers`).
+    """
+
+    max_files: int | None = 20_000
+    max_bytes: int | None = 256 << 20
+    max_marked_files: int | None = 2_000
+    max_seconds: float | None = 60.0
+
+    def reading_problem(
+        self, config: Config, automation: AutomationConfig, sizes: Mapping[str, int | None]
+    ) -> Problem | None:
+        """The error when the files `automation` would read (path -> size) exceed the budget."""
+        if self.max_files is not None and len(sizes) > self.max_files:
+            return config.problem(
+                automation,
+                f"update.path selects {len(sizes)} files, more than the limit of "
+                f"{self.max_files} per automation ({MAX_FILES_SETTING}); {_NARROW}",
+            )
+        total = sum(size or 0 for size in sizes.values())
+        if self.max_bytes is not None and total > self.max_bytes:
+            return config.problem(
+                automation,
+                f"the files under update.path hold {total} bytes, more than the limit of "
+                f"{self.max_bytes} per automation ({MAX_BYTES_SETTING}); {_NARROW}",
+            )
+        return None
+
+    def time_problem(self, config: Config, automation: AutomationConfig) -> Problem:
+        return config.problem(
+            automation,
+            f"planning took longer than the limit of {self.max_seconds:g} s per automation "
+            f"({MAX_SECONDS_SETTING}); {_NARROW}",
+        )
+
+
+UNLIMITED = PlanBudget(max_files=None, max_bytes=None, max_marked_files=None, max_seconds=None)
 
 
 def plan_automation(
@@ -180,12 +245,16 @@ def plan_automation(
     files: Mapping[str, bytes],
     *,
     repository: str,
-    refuse: RefusePath | None = None,
+    refused: Mapping[str, str] | None = None,
+    budget: PlanBudget = UNLIMITED,
 ) -> AutomationPlan:
     """Apply one automation's setters to ``files`` (repo-relative) and render its texts.
 
-    Files that ``refuse`` names are left out of the change list, the PR and the
-    commit alike, each with a warning at its first changed line.
+    ``refused`` maps repo-relative paths that may not be written to why (the
+    server refuses what a GitHub App cannot push; a local `plan` refuses nothing).
+    They are left out of the change list, the PR and the commit alike, each
+    with a warning at its first changed line. Pure, and picklable in and out:
+    the server runs it in a worker process (`bot.workers`).
     """
     plan = AutomationPlan(name=automation.name, result=Result(), edited={})
     plan.latest = selected_policies(config, automation, observation)
@@ -197,13 +266,26 @@ def plan_automation(
         plan.errors.append(config.problem(automation, str(exc)))
         return plan
 
+    marked = sum(has_marker(files[repo_path]) for repo_path, _rel in candidates)
+    if budget.max_marked_files is not None and marked > budget.max_marked_files:
+        plan.errors.append(
+            config.problem(
+                automation,
+                f"{marked} files under update.path carry image policy markers, more than the "
+                f"limit of {budget.max_marked_files} per automation "
+                f"({MAX_MARKED_FILES_SETTING}); {_NARROW}",
+            )
+        )
+        return plan
+
+    refused = refused or {}
     to_repo_path = {rel: repo_path for repo_path, rel in candidates}
     outcome = update_files({rel: files[repo_path] for repo_path, rel in candidates}, setters)
     plan.warnings.extend(
         dataclasses.replace(w, path=to_repo_path.get(w.path, w.path)) for w in outcome.warnings
     )
     for rel in sorted(outcome.result.files):
-        reason = refuse(to_repo_path[rel]) if refuse else None
+        reason = refused.get(to_repo_path[rel])
         if reason is None:
             continue
         plan.warnings.append(warning(to_repo_path[rel], outcome.first_lines.get(rel, 1), 0, reason))

@@ -12,8 +12,9 @@ backoff); config, policy and update problems are reported in GitHub instead.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,17 +32,23 @@ from bot.github.errors import (
 from bot.github.repo import Repo
 from bot.github.trees import WORKFLOWS_DIR, BlobCache, Tree, is_workflow_file
 from bot.planner import (
+    MAX_SECONDS_SETTING,
+    UNLIMITED,
     AutomationPlan,
     Observation,
+    PlanBudget,
     TagSource,
     automation_paths,
     observe_policies,
     plan_automation,
 )
+from bot.policy.evaluate import Ranking, rank_tags
+from bot.policy.model import PolicyError, PolicySpec
 from bot.problems import Problem
 from bot.pullrequest import Outcome, Proposal
 from bot.scheduler import RetryLater
 from bot.store import RepositoryRecord, Store
+from bot.workers import WallTimeExceeded, WorkerLost, Workers
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,10 @@ class Deps:
     github: Connections
     #: The tag source for one GitHub repository (credentials are allowed per repository).
     tag_source: Callable[[str], TagSource]
+    #: Where planning and tag ranking run (`serve`: worker processes, off the event loop).
+    workers: Workers = field(default_factory=Workers)
+    #: What one automation may cost per run (`serve`: the operator's settings).
+    budget: PlanBudget = UNLIMITED
 
 
 @dataclass
@@ -208,8 +219,23 @@ class _Run:
         previous = self.store.latest(self.repo.full_name)
         self.previous_latest = previous
         source = self.deps.tag_source(self.repo.full_name)
-        self.observation = await observe_policies(self.config, source, previous=previous)
+        self.observation = await observe_policies(
+            self.config, source, previous=previous, rank=self._rank_tags
+        )
         self.outcome.problems.extend(self.observation.errors.values())
+
+    async def _rank_tags(self, spec: PolicySpec, tags: Sequence[str]) -> Ranking:
+        """Filtering and sorting a tag list (up to 100,000 tags) in a worker."""
+        seconds = self.deps.budget.max_seconds
+        try:
+            return await self.deps.workers.run(rank_tags, spec, tags, seconds=seconds)
+        except WallTimeExceeded:
+            raise PolicyError(
+                f"ranking {len(tags)} tags took longer than the limit of {seconds:g} s "
+                f"({MAX_SECONDS_SETTING}); narrow the tags with filterTags or exclusionList"
+            ) from None
+        except WorkerLost as exc:
+            raise PolicyError(f"ranking {len(tags)} tags failed: {exc}") from None
 
     # 4.
     async def unchanged(self) -> bool:
@@ -263,7 +289,10 @@ class _Run:
         proposal = self._proposal(automation, state)
         direct = automation.commits_directly(branch)
         try:
-            if direct:
+            if plan.failed:
+                # Not planned (over budget, a bad update.path): the branch and PR stay as they are.
+                result = Outcome("not planned (see errors)")
+            elif direct:
 
                 async def replan(head: str) -> tuple[Tree, AutomationPlan]:
                     return await self._plan(automation, head)
@@ -301,28 +330,34 @@ class _Run:
     async def _plan(
         self, automation: AutomationConfig, base_sha: str
     ) -> tuple[Tree, AutomationPlan]:
+        """Read the automation's files (within its budget) and plan in a worker."""
         tree = await self.tree(base_sha)
-        files = await self.repo.read_blobs(tree, automation_paths(automation, tree.entries))
-
-        def refuse(path: str) -> str | None:
-            # Judged by where a symlink leads: writing there needs the `workflows` permission.
-            target = tree.links.get(path, path)
-            if not (is_workflow_file(path) or is_workflow_file(target)):
-                return None
-            via = "" if target == path else f" (a link to {target})"
-            return (
-                f"has image updates, but files under {WORKFLOWS_DIR}{via} are never written "
-                "by the bot (a GitHub App needs the workflows permission); update it by hand"
-            )
-
-        plan = plan_automation(
-            self.config,
-            automation,
-            self.observation,
-            files,
-            repository=self.repo.full_name,
-            refuse=refuse,
+        paths = automation_paths(automation, tree.entries)
+        budget = self.deps.budget
+        too_much = budget.reading_problem(
+            self.config, automation, {path: tree.entries[path].size for path in paths}
         )
+        if too_much is not None:
+            return tree, AutomationPlan.not_planned(automation.name, too_much)
+        files = await self.repo.read_blobs(tree, paths)
+        refused = {path: why for path in files if (why := _refusal(tree, path)) is not None}
+        task = functools.partial(
+            plan_automation,
+            repository=self.repo.full_name,
+            refused=refused,
+            budget=budget,
+        )
+        try:
+            plan = await self.deps.workers.run(
+                task, self.config, automation, self.observation, files, seconds=budget.max_seconds
+            )
+        except WallTimeExceeded:
+            plan = AutomationPlan.not_planned(
+                automation.name, budget.time_problem(self.config, automation)
+            )
+        except WorkerLost as exc:
+            problem = self.config.problem(automation, f"planning failed: {exc}; it is tried again")
+            plan = AutomationPlan.not_planned(automation.name, problem)
         return tree, plan
 
     def _status(self, automation: AutomationConfig, result: Outcome) -> str:
@@ -397,6 +432,21 @@ class _Run:
         record.config_text = self.config_text
         self.store.save_repository(record)
         self.store.clear_dirty(record.full_name, seen=record.dirty)
+
+
+def _refusal(tree: Tree, path: str) -> str | None:
+    """Why the bot may not write `path`, judged by where a symlink leads (None: it may).
+
+    Writing under .github/workflows needs the `workflows` permission the App lacks.
+    """
+    target = tree.links.get(path, path)
+    if not (is_workflow_file(path) or is_workflow_file(target)):
+        return None
+    via = "" if target == path else f" (a link to {target})"
+    return (
+        f"has image updates, but files under {WORKFLOWS_DIR}{via} are never written "
+        "by the bot (a GitHub App needs the workflows permission); update it by hand"
+    )
 
 
 def refused_for_good(exc: GitHubError) -> bool:

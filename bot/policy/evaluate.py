@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from bot.policy import alphabetical, numerical, semver
@@ -139,6 +139,41 @@ def rank(policy: PolicySpec | CompiledPolicy, tags: Sequence[str]) -> list[str]:
     return [keyed[key] for key in compiled.ranked_keys(list(keyed))]
 
 
+@dataclass(frozen=True)
+class Ranking:
+    """The CPU-heavy part of an evaluation (filter, sort): pure, and picklable both ways."""
+
+    #: The tag the selector picks among all tags (None for a rolling policy).
+    best: str | None
+    #: aliasOf only: the candidates as (key, tag), best first, the alias tag left out;
+    #: in Flux order instead when numerical keys hold NaN (see `_pick_alias`).
+    candidates: tuple[tuple[str, str], ...] = ()
+    nan_keys: bool = False
+
+
+def rank_tags(spec: PolicySpec, tags: Sequence[str]) -> Ranking:
+    """Filter and order ``tags`` for `evaluate`; raises Flux's errors (`PolicyError`)."""
+    compiled = compile_policy(spec)
+    if spec.kind == "rolling":
+        return Ranking(None)
+    keyed = compiled.keyed(tags)
+    best = keyed[compiled.latest_key(list(keyed))]
+    if spec.alias_of is None:
+        return Ranking(best)
+    keys = [key for key, tag in keyed.items() if tag != spec.alias_of]
+    if spec.kind == "numerical" and any(map(math.isnan, numerical.parse_all(keys))):
+        return Ranking(best, tuple((key, keyed[key]) for key in keys), nan_keys=True)
+    return Ranking(best, tuple((key, keyed[key]) for key in compiled.ranked_keys(keys)))
+
+
+#: Where `rank_tags` runs: inline by default; the server passes a worker process.
+RankTags = Callable[[PolicySpec, Sequence[str]], Awaitable[Ranking]]
+
+
+async def rank_inline(spec: PolicySpec, tags: Sequence[str]) -> Ranking:
+    return rank_tags(spec, tags)
+
+
 async def evaluate(
     policy: PolicySpec | CompiledPolicy,
     image: str,
@@ -146,6 +181,7 @@ async def evaluate(
     *,
     previous: LatestRef | None = None,
     digest_of: DigestLookup | None = None,
+    rank: RankTags = rank_inline,
 ) -> LatestRef:
     """The latest image for ``tags`` (already through the exclusion list).
 
@@ -155,7 +191,9 @@ async def evaluate(
     """
     compiled = compile_policy(policy)
     try:
-        return await _evaluate(compiled, image, tags, previous, _Digests(image, digest_of))
+        return await _evaluate(
+            compiled, image, tags, previous, _Digests(image, digest_of), rank
+        )
     except PolicyError:
         raise
     except Exception as exc:  # never let a bug surface as a traceback to users
@@ -170,6 +208,7 @@ async def _evaluate(
     tags: Sequence[str],
     previous: LatestRef | None,
     digests: _Digests,
+    rank: RankTags,
 ) -> LatestRef:
     spec = compiled.spec
     if spec.kind == "rolling":
@@ -181,14 +220,13 @@ async def _evaluate(
         # A rolling tag is followed by its digest, whatever digestReflectionPolicy says.
         return LatestRef(image, spec.rolling_tag, await digests.of(spec.rolling_tag))
 
-    keyed = compiled.keyed(tags)
-    keys = list(keyed)
-    best = compiled.latest_key(keys)  # also raises Flux's errors for aliasOf
+    ranking = await rank(spec, tags)  # also raises Flux's errors for aliasOf
+    assert ranking.best is not None
     known_digest = None
     if spec.alias_of is None:
-        tag = keyed[best]
+        tag = ranking.best
     else:
-        tag, known_digest = await _pick_alias(compiled, image, tags, keyed, digests)
+        tag, known_digest = await _pick_alias(compiled, image, tags, ranking, digests)
 
     digest = ""
     if spec.digest_reflection == "IfNotPresent" and _same_ref(previous, image, tag):
@@ -212,7 +250,7 @@ async def _pick_alias(
     compiled: CompiledPolicy,
     image: str,
     tags: Sequence[str],
-    keyed: dict[str, str],
+    ranking: Ranking,
     digests: _Digests,
 ) -> tuple[str, str]:
     """The policy's pick among tags sharing the alias tag's digest, and that digest.
@@ -229,18 +267,17 @@ async def _pick_alias(
             " (is it pushed, and not excluded by exclusionList?)"
         )
     alias_digest = await digests.of(alias)
-    keys = [key for key, tag in keyed.items() if tag != alias]
 
-    if compiled.spec.kind == "numerical" and any(map(math.isnan, numerical.parse_all(keys))):
+    if ranking.nan_keys:
         # NaN makes Flux's walk depend on positions, so no ranking is exact
         # for every subset: check each candidate, then let the policy pick.
-        sharing = [key for key in keys if await digests.of(keyed[key]) == alias_digest]
+        sharing = [key for key, tag in ranking.candidates if await digests.of(tag) == alias_digest]
         if sharing:
-            return keyed[compiled.latest_key(sharing)], alias_digest
+            return dict(ranking.candidates)[compiled.latest_key(sharing)], alias_digest
     else:
-        for key in compiled.ranked_keys(keys):
-            if await digests.of(keyed[key]) == alias_digest:
-                return keyed[key], alias_digest
+        for _key, tag in ranking.candidates:
+            if await digests.of(tag) == alias_digest:
+                return tag, alias_digest
     raise PolicyError(
         f"no tag of {image} selected by the policy shares the digest {alias_digest}"
         f" of aliasOf tag '{alias}'"

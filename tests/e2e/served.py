@@ -46,6 +46,8 @@ class Served:
             "WRITE_INTERVAL": "0",
             "TICK_SECONDS": "0.2",
             "LOG_LEVEL": "info",
+            # The test registries listen on loopback, which serve refuses unless allowed.
+            "REGISTRY_ALLOWED_ADDRESSES": "127.0.0.1",
             **(extra_env or {}),
         }
         self.log = tmp_path / "bot.log"

@@ -11,68 +11,13 @@ import pytest
 
 from bot.config import CONFIG_PATH
 from bot.update.prbody import MAX_BODY_CHARS, PullRequestState
+from tests.e2e.conftest import REPOSITORY, config, install, manifest
 from tests.e2e.served import Served
 from tests.githubsim.gitstore import MODE_SYMLINK
-from tests.manifests import deployment, podinfo_config
-from tests.registryharness.push import Pusher
-from tests.registryharness.registry_proc import free_port, start_basic_auth_registry, start_registry
+from tests.manifests import podinfo_config
+from tests.registryharness.registry_proc import free_port, start_basic_auth_registry
 
 pytestmark = pytest.mark.e2e
-
-REPOSITORY = "octo-org/app"
-
-
-@pytest.fixture(scope="module")
-def registry():
-    process = start_registry()
-    try:
-        yield process
-    finally:
-        process.stop()
-
-
-@pytest.fixture
-def image(registry, request):
-    """A fresh image per test, tagged 5.0.0 and 5.0.3; `image.push(tag)` adds one."""
-
-    class Image(str):
-        def push(self, *tags: str) -> None:
-            pusher.image(path, list(tags), salt=f"{path}-{'-'.join(tags)}")
-
-    path = f"team/{request.node.name.lower().replace('_', '-')[:60].strip('-')}"
-    pusher = Pusher(registry.host)
-    pusher.image(path, ["5.0.0", "5.0.3"], salt=path)
-    return Image(f"{registry.host}/{path}")
-
-
-@pytest.fixture
-async def bot(tmp_path, github_sim, app_key):
-    served = Served(tmp_path, github_sim, app_key)
-    await served.start()
-    try:
-        yield served
-    finally:
-        code = await served.stop()
-        assert code == 0, served.text()[-4000:]
-
-
-def config(
-    image: str, *, policies: str = "", git: str | None = None, path: str = "./deploy"
-) -> str:
-    """The podinfo config for `image`, due every second, over ``path``."""
-    return podinfo_config(
-        image=image, update_path=path, git=git, labels=(), interval="1s", more_policies=policies
-    )
-
-
-def manifest(image: str, tag: str) -> bytes:
-    return deployment(tag, image=image)
-
-
-def install(bot: Served, files: dict[str, bytes]) -> str:
-    head = bot.sim.create_repository(REPOSITORY, files=files)
-    bot.sim.create_installation(bot.app_id, account="octo-org", repositories=[REPOSITORY])
-    return head
 
 
 def line_of(text: str, fragment: str) -> int:
