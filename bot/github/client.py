@@ -43,6 +43,7 @@ from gidgethub import sansio
 
 from bot.github.auth import AppCredentials, TokenCache, app_jwt
 from bot.github.errors import GitHubError, Unreachable, from_http, rate_limit_kind
+from bot.redact import scrub
 from bot.retry_after import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -146,8 +147,8 @@ def uncached() -> Iterator[None]:
 
 
 def _path_of(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    """The path, for messages: a query may hold a token (codeload's ``?token=``)."""
+    return urllib.parse.urlsplit(url).path
 
 
 def _same_origin(a: str, b: str) -> bool:
@@ -331,7 +332,7 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
                 if attempt >= self.max_attempts or not _is_repeatable(method, url):
                     raise Unreachable(
                         f"no answer from GitHub for {method} {_path_of(url)}: "
-                        f"{type(exc).__name__}: {exc}"
+                        f"{type(exc).__name__}: {scrub(str(exc))}"
                     ) from None
                 await self.sleep(_backoff(attempt))
 
