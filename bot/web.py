@@ -1,31 +1,101 @@
-"""The HTTP face of the app: the webhook endpoint and a health check.
+"""The HTTP face of the app: the webhook endpoint, liveness and readiness.
 
-A delivery is verified (HMAC-SHA256 of the raw body, constant-time compare),
-de-duplicated by ``X-GitHub-Delivery``, dispatched to the handlers (which only
-record facts and queue reconciles) and acknowledged at once. Every refusal is
-a short plain-text answer saying what is wrong; never a traceback.
+A delivery takes what GitHub sends and nothing else:
+
+* a body of at most `MAX_BODY_BYTES` (GitHub's cap), else 413;
+* signed with ``X-Hub-Signature-256: sha256=<hex>`` (HMAC-SHA256 of the raw body,
+  constant-time compare; no other algorithm), else 401;
+* JSON whose fields each handler reads through `bot.handlers.payloads`, else 400
+  naming the field (deep nesting included), and nothing of it is stored.
+
+It is then de-duplicated by ``X-GitHub-Delivery``, dispatched to the handlers
+(which only record facts and queue reconciles) and acknowledged at once. Every
+refusal is a short plain-text answer saying what is wrong; never a traceback.
+
+``/healthz`` is liveness (the process answers); ``/readyz`` is readiness: 503
+with the reason while the database cannot be written (see `Readiness`). A
+delivery that fails meanwhile is answered 503 with the same reason (GitHub
+may redeliver it), and is not remembered as handled.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import re
+import time
+from collections.abc import Callable
 
 from aiohttp import web
-from gidgethub import ValidationFailure, sansio
+from gidgethub import sansio
 from gidgethub.routing import Router
 
 from bot.handlers import Services
 from bot.handlers import router as default_router
+from bot.handlers.payloads import MalformedPayload, action
+from bot.store import Store, StoreError
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_PATHS = ("/", "/api/github/webhooks")
 SERVICES = web.AppKey("services", Services)
 
+#: GitHub caps webhook payloads at 25 MB and never sends a larger one.
+MAX_BODY_BYTES = 25 * 1024 * 1024
+SIGNATURE_PREFIX = "sha256="
+#: GitHub's event names (``installation_repositories``) and delivery ids (a GUID), with room.
+EVENT_NAME = re.compile(r"[a-z0-9_]{1,64}")
+DELIVERY_ID = re.compile(r"[\x21-\x7e]{1,100}")
+#: /readyz probes the database at most this often (seconds); calls in between
+#: get the last answer, so a flood of probes is not a flood of disk writes.
+READY_PROBE_INTERVAL = 1.0
+
+
+class Readiness:
+    """Can the database be written? Known by writing (`Store.check_writable`).
+
+    A write probe rather than the outcome of the last write: a quiet bot has no
+    last write to go by, and a bot that is taken out of rotation because it is
+    not ready receives no deliveries, so it would never find out it recovered.
+    The probe is one small committed write; it is repeated at most every
+    `interval` seconds.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        interval: float = READY_PROBE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._interval = interval
+        self._clock = clock
+        self._probed_at: float | None = None
+        self._problem: str | None = None
+
+    def problem(self) -> str | None:
+        """None when ready; otherwise why not, in a few words."""
+        now = self._clock()
+        if self._probed_at is None or now - self._probed_at >= self._interval:
+            try:
+                self._store.check_writable()
+                self._problem = None
+            except StoreError as exc:
+                self._problem = str(exc)
+                log.warning("not ready: %s", exc)
+            self._probed_at = now
+        return self._problem
+
 
 def make_app(
-    services: Services, *, secret: str, router: Router = default_router
+    services: Services,
+    *,
+    secret: str,
+    router: Router = default_router,
+    ready_probe_interval: float = READY_PROBE_INTERVAL,
 ) -> web.Application:
     """The aiohttp application; refuses to exist without a webhook secret."""
     if not secret:
@@ -33,19 +103,28 @@ def make_app(
             "WEBHOOK_SECRET is not set: set it to the app's webhook secret "
             "(unsigned deliveries are never accepted)"
         )
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = services
+    readiness = Readiness(services.store, interval=ready_probe_interval)
 
     async def webhook(request: web.Request) -> web.Response:
         return await _handle_delivery(request, services, secret, router)
 
+    async def readyz(request: web.Request) -> web.Response:
+        problem = readiness.problem()
+        if problem is not None:
+            return web.json_response({"status": "unavailable", "reason": problem}, status=503)
+        return web.json_response({"status": "ok"})
+
     for path in WEBHOOK_PATHS:
         app.router.add_post(path, webhook)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     return app
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers (whether it can do its work is /readyz)."""
     return web.json_response({"status": "ok"})
 
 
@@ -53,45 +132,80 @@ def _refuse(status: int, reason: str) -> web.Response:
     return web.Response(status=status, text=reason + "\n")
 
 
+def signature_problem(body: bytes, signature: str | None, secret: str) -> str | None:
+    """Why ``X-Hub-Signature-256`` does not prove `secret` signed `body`; None when it does."""
+    if not signature:
+        return "missing X-Hub-Signature-256: deliveries must be signed"
+    if not signature.startswith(SIGNATURE_PREFIX):
+        return "X-Hub-Signature-256 must be 'sha256=<hex digest>'; no other algorithm is accepted"
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    given = signature[len(SIGNATURE_PREFIX) :].encode("utf-8", "replace")
+    if not hmac.compare_digest(given, expected.encode()):
+        return "bad X-Hub-Signature-256: check the app's webhook secret"
+    return None
+
+
+def _too_large() -> web.Response:
+    return _refuse(413, f"body larger than {MAX_BODY_BYTES} bytes (GitHub's 25 MB cap)")
+
+
 async def _handle_delivery(
     request: web.Request, services: Services, secret: str, router: Router
 ) -> web.Response:
-    body = await request.read()
-    signature = request.headers.get("x-hub-signature-256")
-    if not signature:
-        return _refuse(401, "missing X-Hub-Signature-256: deliveries must be signed")
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return _too_large()
     try:
-        sansio.validate_event(body, signature=signature, secret=secret)
-    except ValidationFailure:
-        return _refuse(401, "bad X-Hub-Signature-256: check the app's webhook secret")
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large()
+    problem = signature_problem(body, request.headers.get("x-hub-signature-256"), secret)
+    if problem is not None:
+        return _refuse(401, problem)
 
+    # The signature covers the body only: these headers are checked for shape, as they
+    # are stored (a replayed body must not bring a megabyte-long delivery id along).
     event_name = request.headers.get("x-github-event")
     delivery = request.headers.get("x-github-delivery")
     if not event_name or not delivery:
         return _refuse(400, "missing X-GitHub-Event or X-GitHub-Delivery header")
+    if not EVENT_NAME.fullmatch(event_name):
+        return _refuse(400, "X-GitHub-Event is not an event name (a-z, 0-9, _)")
+    if not DELIVERY_ID.fullmatch(delivery):
+        return _refuse(400, "X-GitHub-Delivery is not a delivery id (GitHub sends a GUID)")
     try:
         payload = json.loads(body)
+    except RecursionError:
+        return _refuse(400, "body is JSON nested too deeply")
     except (ValueError, UnicodeDecodeError):
         return _refuse(400, "body is not JSON (configure the webhook's content type as JSON)")
     if not isinstance(payload, dict):
         return _refuse(400, "body is not a JSON object")
+    try:
+        event_action = action(payload)
+    except MalformedPayload as exc:
+        return _refuse(400, f"malformed {event_name!r} payload: {exc}")
 
     if event_name == "ping":
-        return web.json_response({"msg": "pong", "zen": payload.get("zen", "")})
+        zen = payload.get("zen")
+        return web.json_response({"msg": "pong", "zen": zen if isinstance(zen, str) else ""})
     store = services.store
-    if store.delivery_seen(delivery):
-        return web.Response(status=200, text="already handled\n")
-
-    event = sansio.Event(payload, event=event_name, delivery_id=delivery)
     try:
+        if store.delivery_seen(delivery):
+            return web.Response(status=200, text="already handled\n")
+        event = sansio.Event(payload, event=event_name, delivery_id=delivery)
         await router.dispatch(event, services)
-    except (KeyError, TypeError, AttributeError) as exc:
-        log.warning("delivery %s (%s): malformed payload: %r", delivery, event_name, exc)
-        return _refuse(400, f"payload of {event_name!r} lacks an expected field ({exc})")
+        store.record_delivery(delivery, event_name)
+    except MalformedPayload as exc:
+        log.warning("delivery %s (%s): malformed payload: %s", delivery, event_name, exc)
+        return _refuse(400, f"malformed {event_name!r} payload: {exc}")
     except Exception:
-        # Not recorded as handled, so a redelivery tries again.
+        # Not recorded as handled, so a redelivery tries again. Was it the database?
+        try:
+            store.check_writable()
+        except StoreError as exc:
+            log.warning("delivery %s (%s) not stored: %s", delivery, event_name, exc)
+            return _refuse(503, f"{exc}; the delivery can be redelivered")
         log.exception("delivery %s (%s) failed", delivery, event_name)
         return _refuse(500, "internal error; the delivery can be redelivered")
-    store.record_delivery(delivery, event_name)
-    log.info("delivery %s: %s %s", delivery, event_name, payload.get("action", ""))
+    log.info("delivery %s: %s %s", delivery, event_name, event_action or "")
     return web.Response(status=202, text="accepted\n")

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from bot.policy.model import LatestRef
 from bot.store import AutomationState, Store, StoreError
-from bot.store.sqlite import DELIVERY_RETENTION
+from bot.store.sqlite import DELIVERY_EXPIRY_BATCH, DELIVERY_RETENTION
 
 
 def test_everything_survives_a_reopen(tmp_path):
@@ -141,8 +147,6 @@ def test_a_lock_set_by_a_webhook_survives_a_run_that_did_not_see_it():
 
 
 def test_a_database_of_the_first_schema_is_migrated_with_its_data(tmp_path):
-    import sqlite3
-
     path = tmp_path / "old.db"
     old = sqlite3.connect(path)
     old.executescript(
@@ -177,3 +181,119 @@ def test_a_database_of_the_first_schema_is_migrated_with_its_data(tmp_path):
     assert store.repository("o/r").head_sha == "abc"
     store.save_automation_state(state)  # writes through the new columns
     assert store.automation_state("o/r", "a") == state
+
+
+# -- deliveries: indexed, bounded retention ----------------------------------------------------
+
+
+def test_retention_deletes_a_bounded_batch_oldest_first():
+    now = [1000.0]
+    store = Store.open("sqlite:///:memory:", clock=lambda: now[0])
+    for i in range(DELIVERY_EXPIRY_BATCH * 2 + 50):
+        now[0] += 1
+        store.record_delivery(f"old-{i}", "push")
+    now[0] += DELIVERY_RETENTION + 1
+    store.record_delivery("new-0", "push")
+    # One delivery forgets one batch, the oldest first; the rest waits for the next ones.
+    assert not store.delivery_seen("old-0")
+    assert not store.delivery_seen(f"old-{DELIVERY_EXPIRY_BATCH - 1}")
+    assert store.delivery_seen(f"old-{DELIVERY_EXPIRY_BATCH}")
+    store.record_delivery("new-1", "push")
+    store.record_delivery("new-2", "push")
+    assert not any(store.delivery_seen(f"old-{i}") for i in range(DELIVERY_EXPIRY_BATCH * 2 + 50))
+    assert all(store.delivery_seen(f"new-{i}") for i in range(3))
+
+
+def test_an_existing_database_gets_the_retention_index_and_uses_it(tmp_path):
+    path = tmp_path / "before-index.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE deliveries (id TEXT PRIMARY KEY, event TEXT NOT NULL, received_at REAL NOT NULL)"
+    )
+    old.executemany(
+        "INSERT INTO deliveries VALUES (?, 'push', ?)", [(f"d{i}", float(i)) for i in range(500)]
+    )
+    old.commit()
+    old.close()
+
+    store = Store.open(f"sqlite:///{path}", clock=lambda: DELIVERY_RETENTION + 250.5)
+    assert store.delivery_seen("d499")
+    store.record_delivery("new", "push")
+    assert not store.delivery_seen("d0") and store.delivery_seen("d100")
+    store.close()
+
+    check = sqlite3.connect(path)
+    indexes = {
+        row[0] for row in check.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    assert "deliveries_received_at" in indexes
+    plan = " ".join(
+        str(row[-1])
+        for row in check.execute(
+            "EXPLAIN QUERY PLAN SELECT rowid FROM deliveries WHERE received_at < ? "
+            "ORDER BY received_at LIMIT ?",
+            [1.0, DELIVERY_EXPIRY_BATCH],
+        )
+    )
+    check.close()
+    assert (
+        "USING INDEX deliveries_received_at" in plan
+        or "USING COVERING INDEX deliveries_received_at" in plan
+    )
+
+
+# -- health: a real write tells whether the database can be written ---------------------------
+
+
+@contextlib.contextmanager
+def unwritable(directory: Path) -> Iterator[None]:
+    """`directory` and the database files in it made immutable (``chattr +i``), then restored.
+
+    Tests run as root here, and root writes through ``chmod``; an immutable file
+    refuses even root, as a read-only mount would. The ``-shm`` file is left
+    alone: SQLite maps it into memory, and a mapped page that may not be written
+    kills the process with SIGBUS rather than failing a write.
+    """
+    files = [p for p in directory.iterdir() if not p.name.endswith("-shm")]
+    paths = [str(p) for p in (directory, *files)]
+    subprocess.run(["chattr", "+i", *paths], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["chattr", "-i", *paths], check=True)
+
+
+def test_check_writable_fails_while_the_database_cannot_be_written_and_recovers(tmp_path):
+    directory = tmp_path / "db"
+    store = Store.open(f"sqlite:///{directory}/bot.db")
+    store.check_writable()
+    with unwritable(directory):
+        with pytest.raises(StoreError, match="database not writable"):
+            store.check_writable()
+        with pytest.raises(sqlite3.Error):
+            store.record_delivery("while-frozen", "push")
+        assert not store.delivery_seen("while-frozen")
+        with pytest.raises(StoreError):
+            store.check_writable()  # still not, and still says so
+    # No restart: the same connection writes again.
+    store.check_writable()
+    store.record_delivery("after", "push")
+    store.add_repository("octo-org/app", 7)
+    store.close()
+    again = Store.open(f"sqlite:///{directory}/bot.db")
+    assert again.delivery_seen("after") and not again.delivery_seen("while-frozen")
+    assert again.repository("octo-org/app") is not None
+
+
+def test_check_writable_drops_a_transaction_left_open():
+    store = Store.open("sqlite:///:memory:")
+    store._db.execute("BEGIN")  # what a bug between two store calls would leave behind
+    store._db.execute("INSERT INTO deliveries VALUES ('uncommitted', 'push', 0)")
+    with pytest.raises(StoreError, match="left open"):
+        store.check_writable()
+    assert not store.delivery_seen("uncommitted")
+    store.check_writable()
+
+
+def test_check_writable_on_a_memory_database():
+    Store.open("sqlite:///:memory:").check_writable()

@@ -13,8 +13,10 @@ import pytest
 from bot.handlers import Services
 from bot.scheduler import Scheduler
 from bot.store import AutomationState, Store
-from bot.web import make_app
+from bot.web import MAX_BODY_BYTES, Readiness, make_app
 from tests.datapaths import GITHUB_DATA
+from tests.test_store import unwritable
+from tests.test_webhook_payloads import HOSTILE
 
 SECRET = "It's a Secret to Everybody"
 EXAMPLES = GITHUB_DATA / "webhooks" / "payload-examples" / "api.github.com"
@@ -281,6 +283,26 @@ async def test_missing_headers_are_400(web, missing):
     assert missing in await response.text()
 
 
+@pytest.mark.parametrize(
+    ("header", "value"),
+    [
+        ("X-GitHub-Delivery", "x" * 101),
+        ("X-GitHub-Delivery", "two words"),
+        ("X-GitHub-Event", "Push"),
+        ("X-GitHub-Event", "push\tpull_request"),
+        ("X-GitHub-Event", "e" * 65),
+    ],
+)
+async def test_headers_the_signature_does_not_cover_are_checked_for_shape(web, header, value):
+    body = example("push", "with-new-branch.payload.json")
+    response = await web.client.post(
+        "/", data=body, headers=headers("push", body, **{header: value})
+    )
+    assert response.status == 400
+    assert header in await response.text()
+    assert web.store.repositories() == []
+
+
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"\xff\xfe"])
 async def test_bad_json_is_400_not_a_traceback(web, body):
     response = await web.client.post("/", data=body, headers=headers("push", body))
@@ -306,3 +328,148 @@ def test_no_secret_no_app():
     services = Services(store=store, scheduler=Scheduler(Runs()))
     with pytest.raises(ValueError, match="WEBHOOK_SECRET"):
         make_app(services, secret="")
+
+
+# -- §5: only what GitHub sends ------------------------------------------------------------
+
+
+def installation_payload(repositories: int, *, padding: int = 0) -> dict:
+    """`installation created` as GitHub sends it for an installation on many repositories."""
+    payload = json.loads(example("installation", "created.payload.json"))
+    payload["installation"]["repository_selection"] = "all"
+    payload["repositories"] = [
+        {
+            "id": 500_000_000 + i,
+            "node_id": f"R_kgDO{i:08d}",
+            "name": f"service-{i:05d}",
+            "full_name": f"big-org/service-{i:05d}",
+            "private": True,
+        }
+        for i in range(repositories)
+    ]
+    if padding:
+        payload["sender"]["bio"] = "x" * padding
+    return payload
+
+
+async def test_a_12000_repository_installation_is_accepted_and_stored(web):
+    body = json.dumps(installation_payload(12_000)).encode()
+    assert len(body) > 1024 * 1024  # over aiohttp's default limit
+    response = await web.client.post("/", data=body, headers=headers("installation", body))
+    assert response.status == 202, await response.text()
+    await web.scheduler.wait_idle(timeout=120)
+    stored = web.store.installation_repositories(957387)
+    assert len(stored) == 12_000 and stored[0] == "big-org/service-00000"
+    assert sorted(web.runs.repositories) == stored
+
+
+async def test_a_body_of_exactly_25_mb_is_read_and_one_byte_more_is_413(web):
+    payload = installation_payload(1)
+    size = len(json.dumps(payload).encode())
+    payload["sender"]["bio"] = "x" * (MAX_BODY_BYTES - size - len(', "bio": ""'))
+    body = json.dumps(payload).encode()
+    assert len(body) == MAX_BODY_BYTES
+    response = await web.client.post("/", data=body, headers=headers("installation", body))
+    assert response.status == 202, await response.text()
+    assert web.store.installation_repositories(957387) == ["big-org/service-00000"]
+
+    larger = body[:-1] + b" }"
+    response = await web.client.post("/", data=larger, headers=headers("installation", larger))
+    assert response.status == 413
+    assert "25 MB" in await response.text()
+
+    async def chunks():  # no Content-Length: refused while reading
+        for i in range(0, len(larger), 1 << 20):
+            yield larger[i : i + (1 << 20)]
+
+    response = await web.client.post("/", data=chunks(), headers=headers("installation", larger))
+    assert response.status == 413
+
+
+async def test_a_sha1_signature_in_the_sha256_header_is_refused(web):
+    body = example("push", "with-new-branch.payload.json")
+    legacy = "sha1=" + hmac.new(SECRET.encode(), body, hashlib.sha1).hexdigest()
+    response = await web.client.post(
+        "/", data=body, headers=headers("push", body, **{"X-Hub-Signature-256": legacy})
+    )
+    assert response.status == 401
+    assert "sha256=" in await response.text()
+    assert web.runs.repositories == [] and web.store.repositories() == []
+
+
+@pytest.mark.parametrize(
+    "signature", ["sha256=" + "é" * 64, "sha256=", "SHA256=" + "0" * 64, "sha256 " + "0" * 64]
+)
+async def test_odd_signatures_are_401_not_500(web, signature):
+    body = example("push", "with-new-branch.payload.json")
+    response = await web.client.post(
+        "/", data=body, headers=headers("push", body, **{"X-Hub-Signature-256": signature})
+    )
+    assert response.status == 401
+
+
+@pytest.mark.parametrize("hostile", HOSTILE, ids=lambda h: h.name)
+async def test_a_malformed_signed_delivery_is_400_and_stores_nothing(web, hostile):
+    response = await web.client.post(
+        "/",
+        data=hostile.body,
+        headers=headers(hostile.event, hostile.body, delivery=f"hostile-{hostile.name}"),
+    )
+    text = await response.text()
+    assert response.status == 400, text
+    assert hostile.field in text and "Traceback" not in text
+    await web.scheduler.wait_idle(timeout=5)
+    assert web.store.repositories() == [] and web.runs.repositories == []
+    assert not web.store.installation_known(957387) and not web.store.installation_known(1)
+    assert not web.store.delivery_seen(f"hostile-{hostile.name}")
+
+
+# -- §6: readiness follows whether the database can be written -----------------------------
+
+
+async def test_readyz_is_503_while_the_database_cannot_be_written(aiohttp_client, tmp_path):
+    directory = tmp_path / "db"
+    store = Store.open(f"sqlite:///{directory}/bot.db")
+    runs = Runs()
+    scheduler = Scheduler(runs, concurrency=1, tick=0.05)
+    app = make_app(Services(store, scheduler), secret=SECRET, ready_probe_interval=0)
+    client = await aiohttp_client(app)
+    body = example("push", "with-new-branch.payload.json")
+
+    async def deliver(delivery: str):
+        return await client.post("/", data=body, headers=headers("push", body, delivery=delivery))
+
+    response = await client.get("/readyz")
+    assert (response.status, (await response.json())["status"]) == (200, "ok")
+    with unwritable(directory):
+        response = await client.get("/readyz")
+        assert response.status == 503
+        assert "not writable" in (await response.json())["reason"]
+        assert (await client.get("/healthz")).status == 200  # alive, only not ready
+        response = await deliver("during")
+        assert response.status == 503
+        assert "not writable" in await response.text()
+    response = await client.get("/readyz")
+    assert response.status == 200
+    # The same connection serves again, and the refused delivery was not remembered.
+    assert (await deliver("during")).status == 202
+    assert (await deliver("during")).status == 200
+    assert store.repository("Codertocat/Hello-World") is not None
+    store.close()
+
+
+def test_readiness_probes_at_most_once_per_interval(tmp_path):
+    """Between probes the last answer stands: a flood of /readyz is not a flood of writes."""
+    directory = tmp_path / "db"
+    store = Store.open(f"sqlite:///{directory}/bot.db")
+    now = [0.0]
+    readiness = Readiness(store, interval=1.0, clock=lambda: now[0])
+    assert readiness.problem() is None
+    with unwritable(directory):
+        assert readiness.problem() is None  # the answer of the probe 0 s ago
+        now[0] += 1.0
+        assert "not writable" in (readiness.problem() or "")
+    assert readiness.problem() is not None
+    now[0] += 1.0
+    assert readiness.problem() is None
+    store.close()

@@ -24,9 +24,3 @@ class Services:
     scheduler: RunQueue
     #: Called when an installation goes away: drop its token, client and caches.
     forget_installation: Callable[[int], None] = field(default=lambda _id: None)
-
-
-def installation_id(payload: dict) -> int | None:
-    installation = payload.get("installation") or {}
-    value = installation.get("id")
-    return value if isinstance(value, int) else None

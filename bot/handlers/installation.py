@@ -1,4 +1,8 @@
-"""`installation` and `installation_repositories`: which repositories the bot visits."""
+"""`installation` and `installation_repositories`: which repositories the bot visits.
+
+Each handler reads the delivery through `bot.handlers.payloads` first: a
+malformed one raises before anything is stored.
+"""
 
 from __future__ import annotations
 
@@ -7,61 +11,55 @@ import logging
 from gidgethub import sansio
 from gidgethub.routing import Router
 
+from bot.handlers import payloads
 from bot.handlers.context import Services
 
 log = logging.getLogger(__name__)
 router = Router()
 
 
-def _account(payload: dict) -> str:
-    return str((payload["installation"].get("account") or {}).get("login", ""))
-
-
-def _record(services: Services, payload: dict) -> int:
+def _record(services: Services, installation: payloads.Installation) -> int:
     """Store the installation as the payload describes it; returns its id."""
-    installation = payload["installation"]["id"]
     services.store.upsert_installation(
-        installation,
-        account=_account(payload),
-        permissions=payload["installation"].get("permissions"),
+        installation.id, account=installation.account, permissions=installation.permissions
     )
-    return installation
+    return installation.id
 
 
-def _add(services: Services, installation: int, repositories: list[dict]) -> None:
-    for repo in repositories:
-        services.store.add_repository(repo["full_name"], installation)
-        services.scheduler.enqueue(repo["full_name"])
+def _add(services: Services, installation: int, repositories: list[str]) -> None:
+    for full_name in repositories:
+        services.store.add_repository(full_name, installation)
+        services.scheduler.enqueue(full_name)
 
 
 @router.register("installation", action="created")
 async def installation_created(event: sansio.Event, services: Services) -> None:
-    payload = event.data
-    installation = _record(services, payload)
-    services.store.set_suspended(installation, bool(payload["installation"].get("suspended_at")))
-    _add(services, installation, payload.get("repositories") or [])
-    log.info("installed on %s (installation %s)", _account(payload), installation)
+    delivery = payloads.installation_event(event.data)
+    installation = _record(services, delivery.installation)
+    services.store.set_suspended(installation, delivery.installation.suspended)
+    _add(services, installation, delivery.repositories)
+    log.info("installed on %s (installation %s)", delivery.installation.account, installation)
 
 
 @router.register("installation", action="deleted")
 async def installation_deleted(event: sansio.Event, services: Services) -> None:
-    installation = event.data["installation"]["id"]
-    for full_name in services.store.delete_installation(installation):
+    installation = payloads.installation_of(event.data)
+    for full_name in services.store.delete_installation(installation.id):
         services.scheduler.forget(full_name)
-    services.forget_installation(installation)
-    log.info("uninstalled from %s (installation %s)", _account(event.data), installation)
+    services.forget_installation(installation.id)
+    log.info("uninstalled from %s (installation %s)", installation.account, installation.id)
 
 
 @router.register("installation", action="suspend")
 async def installation_suspended(event: sansio.Event, services: Services) -> None:
-    installation = _record(services, event.data)
+    installation = _record(services, payloads.installation_of(event.data))
     services.store.set_suspended(installation, True)
     log.info("installation %s suspended: its repositories are paused", installation)
 
 
 @router.register("installation", action="unsuspend")
 async def installation_unsuspended(event: sansio.Event, services: Services) -> None:
-    installation = _record(services, event.data)
+    installation = _record(services, payloads.installation_of(event.data))
     services.store.set_suspended(installation, False)
     for full_name in services.store.installation_repositories(installation):
         services.scheduler.enqueue(full_name)
@@ -70,13 +68,10 @@ async def installation_unsuspended(event: sansio.Event, services: Services) -> N
 @router.register("installation", action="new_permissions_accepted")
 async def permissions_accepted(event: sansio.Event, services: Services) -> None:
     # Runs that failed for lack of a permission may succeed now: run them fully.
-    installation = _record(services, event.data)
+    delivery = payloads.installation_event(event.data)
+    installation = _record(services, delivery.installation)
     known = services.store.installation_repositories(installation)
-    _add(
-        services,
-        installation,
-        [r for r in event.data.get("repositories") or [] if r["full_name"] not in known],
-    )
+    _add(services, installation, [name for name in delivery.repositories if name not in known])
     for full_name in services.store.installation_repositories(installation):
         services.store.mark_dirty(full_name)
         services.scheduler.enqueue(full_name)
@@ -84,14 +79,15 @@ async def permissions_accepted(event: sansio.Event, services: Services) -> None:
 
 @router.register("installation_repositories", action="added")
 async def repositories_added(event: sansio.Event, services: Services) -> None:
-    installation = event.data["installation"]["id"]
+    delivery = payloads.installation_repositories_event(event.data)
+    installation = delivery.installation.id
     if not services.store.installation_known(installation):
-        services.store.upsert_installation(installation, account=_account(event.data))
-    _add(services, installation, event.data.get("repositories_added") or [])
+        services.store.upsert_installation(installation, account=delivery.installation.account)
+    _add(services, installation, delivery.added)
 
 
 @router.register("installation_repositories", action="removed")
 async def repositories_removed(event: sansio.Event, services: Services) -> None:
-    for repo in event.data.get("repositories_removed") or []:
-        services.store.remove_repository(repo["full_name"])
-        services.scheduler.forget(repo["full_name"])
+    for full_name in payloads.installation_repositories_event(event.data).removed:
+        services.store.remove_repository(full_name)
+        services.scheduler.forget(full_name)

@@ -11,6 +11,7 @@ from gidgethub import sansio
 from gidgethub.routing import Router
 
 from bot import pullrequest
+from bot.handlers import payloads
 from bot.handlers.context import Services
 from bot.store import AutomationState, Store
 from bot.update.prbody import PullRequestState
@@ -22,26 +23,23 @@ Transition = Callable[[Store, AutomationState, dict], bool | None]
 
 
 def _bot_pull_request(
-    payload: dict, services: Services, *, known_open: bool = False
+    pull: payloads.PullRequestEvent, services: Services, *, known_open: bool = False
 ) -> AutomationState | None:
     """The automation whose PR this is, or None when it is not one of the bot's.
 
     `known_open`: only a PR the store holds as the automation's open PR counts
     (a PR the bot closed itself is already forgotten, so its close is not a "no").
     """
-    pull = payload["pull_request"]
-    full_name = payload["repository"]["full_name"]
-    head_repo = (pull["head"].get("repo") or {}).get("full_name")
-    if head_repo != full_name:
+    if pull.head_repository != pull.repository:
         return None  # from a fork: never the bot's
-    state = services.store.automation_for_branch(full_name, pull["head"]["ref"])
+    state = services.store.automation_for_branch(pull.repository, pull.head_ref)
     if state is None:
         return None
-    if known_open and state.pr_number != payload["number"]:
+    if known_open and state.pr_number != pull.number:
         return None
-    if state.pr_number not in (None, payload["number"]):
+    if state.pr_number not in (None, pull.number):
         # Another PR from the same branch: only the hidden block can tell it is ours.
-        block = PullRequestState.parse(pull.get("body"))
+        block = PullRequestState.parse(pull.body)
         if block is None or block.automation != state.automation:
             return None
     return state
@@ -51,10 +49,11 @@ def _apply(
     event: sansio.Event, services: Services, transition: Transition, *, known_open: bool
 ) -> None:
     """Apply `transition` to the automation whose PR this is, then run its repository again."""
-    state = _bot_pull_request(event.data, services, known_open=known_open)
+    pull = payloads.pull_request_event(event.data)
+    state = _bot_pull_request(pull, services, known_open=known_open)
     if state is None:
         return
-    if transition(services.store, state, event.data["pull_request"]) is not False:
+    if transition(services.store, state, pull.transition_view()) is not False:
         services.store.mark_dirty(state.repository)
         services.scheduler.enqueue(state.repository)
 

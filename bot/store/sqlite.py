@@ -17,10 +17,11 @@ loop thread only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -56,6 +57,8 @@ CREATE TABLE IF NOT EXISTS merged (
     repository TEXT NOT NULL, automation TEXT NOT NULL, pr_number INTEGER NOT NULL,
     change_set TEXT, merged_at REAL NOT NULL,
     PRIMARY KEY (repository, pr_number));
+CREATE TABLE IF NOT EXISTS health (
+    id INTEGER PRIMARY KEY CHECK (id = 1), probed_at REAL NOT NULL);
 """
 
 #: Columns renamed or added since the first schema: (table, old name or None, new, type).
@@ -66,14 +69,22 @@ MIGRATIONS = (
     ("repositories", None, "policy_errors", "TEXT"),
 )
 
+#: Indexes added since the first schema: (name, table, columns); made at start-up when
+#: missing (on a large existing table that takes a moment, once).
+INDEXES = (("deliveries_received_at", "deliveries", "received_at"),)
+
 DEFAULT_DATABASE_URL = "sqlite:///image-automation.db"
 
 #: Delivery ids older than this are forgotten (GitHub redelivers for about 3 days).
 DELIVERY_RETENTION = 14 * 24 * 3600.0
+#: At most this many expired delivery ids are deleted with each recorded delivery: an
+#: indexed, bounded delete instead of a scan of the table. Deliveries expire as fast as
+#: they arrive, so this keeps up, and drains a backlog by up to this many at a time.
+DELIVERY_EXPIRY_BATCH = 100
 
 
 class StoreError(Exception):
-    """The database cannot be opened (bad DATABASE_URL, unwritable path...)."""
+    """The database cannot be opened or written (bad DATABASE_URL, unwritable path...)."""
 
 
 @dataclass
@@ -169,6 +180,8 @@ class Store:
                 self._db.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
             elif old is None:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {new} {kind}")
+        for name, table, columns in INDEXES:
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
 
     @classmethod
     def open(cls, url: str = DEFAULT_DATABASE_URL, *, clock=time.time) -> Store:
@@ -195,12 +208,65 @@ class Store:
         return row is not None
 
     def record_delivery(self, delivery_id: str, event: str) -> None:
+        """Remember the delivery; forget at most `DELIVERY_EXPIRY_BATCH` expired ones."""
         now = self._clock()
-        self._exec(
-            "INSERT OR IGNORE INTO deliveries (id, event, received_at) VALUES (?, ?, ?)",
-            [delivery_id, event, now],
-        )
-        self._exec("DELETE FROM deliveries WHERE received_at < ?", [now - DELIVERY_RETENTION])
+        with self._transaction():
+            self._exec(
+                "INSERT OR IGNORE INTO deliveries (id, event, received_at) VALUES (?, ?, ?)",
+                [delivery_id, event, now],
+            )
+            self._exec(
+                "DELETE FROM deliveries WHERE rowid IN (SELECT rowid FROM deliveries "
+                "WHERE received_at < ? ORDER BY received_at LIMIT ?)",
+                [now - DELIVERY_RETENTION, DELIVERY_EXPIRY_BATCH],
+            )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One commit for the statements inside; rolled back on any error, so a failed
+        write (disk full, read-only file) leaves no transaction open behind it."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._rollback()
+            raise
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback()
+            raise
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    # -- health -------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Readiness: commit one tiny write now; raise `StoreError` saying why it failed.
+
+        A real write, not a look at permissions: only a commit that reaches the
+        file proves the next delivery can be stored (read-only file or mount,
+        full disk, lost lock). It updates one row, so it costs one small WAL
+        append. After a failure nothing is left half-done, and the next probe or
+        write simply tries again: no restart is needed once the cause is gone.
+        """
+        if self._db.in_transaction:
+            # Store calls are synchronous: nothing may be open between them. A leftover
+            # transaction would make every later write vanish at close; drop it.
+            self._rollback()
+            raise StoreError("database: a transaction was left open; rolled back")
+        try:
+            self._exec(
+                "INSERT INTO health (id, probed_at) VALUES (1, ?) "
+                "ON CONFLICT(id) DO UPDATE SET probed_at = excluded.probed_at",
+                [self._clock()],
+            )
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise StoreError(f"database not writable: {exc}") from exc
 
     # -- installations ------------------------------------------------------
 
