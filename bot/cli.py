@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import aiohttp
-
 from bot import localtree
 from bot.config import CONFIG_PATH, Config, load_config
 from bot.planner import (
@@ -27,6 +25,7 @@ from bot.planner import (
     plan_automation,
 )
 from bot.problems import Problem
+from bot.registry.addresses import registry_session
 from bot.registry.credentials import CredentialStore
 from bot.registry.errors import RegistryError
 from bot.registry.scanner import RegistryScanner
@@ -186,7 +185,9 @@ def _credentials(*, err: TextIO) -> CredentialStore | None:
 
 
 async def _observe_registries(config: Config, credentials: CredentialStore) -> Observation:
-    async with aiohttp.ClientSession() as session:
+    # No address policy (issue 8 §2 is for `serve`): whoever runs a plan picked its
+    # registries, and one on localhost:5000 must work.
+    async with registry_session(None) as session:
         scanner = RegistryScanner(session, credentials)
         # A local plan acts for no GitHub repository: only unrestricted credentials apply.
         return await observe_policies(config, RegistryTagSource(scanner, github_repository=None))

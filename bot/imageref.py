@@ -38,6 +38,8 @@ _DOMAIN_RE = re.compile(_DOMAIN)
 TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
 DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 _HEX64_RE = re.compile(r"[a-f0-9]{64}")
+# What inet_aton reads as a number: decimal, octal (leading 0) or hex (0x).
+_NUMERIC_LABEL_RE = re.compile(r"[0-9]+|0x[0-9a-f]*")
 
 _TAG_RULE = "a tag is 1-128 letters, digits, '_', '.' or '-', and does not start with '.' or '-'"
 _PATH_RULE = (
@@ -186,6 +188,9 @@ def _build(
             f"registry '{domain}' in '{original}' is invalid; write a host name, an IPv4 "
             "address or a bracketed IPv6 address, optionally with ':port'"
         )
+    problem = host_spelling_problem(_host_without_port(domain))
+    if problem is not None:
+        raise ImageRefError(f"registry '{domain}' in '{original}' is invalid: {problem}")
     if path.lower() != path:
         raise ImageRefError(
             f"repository name '{path}' in '{original}' must be lowercase; write '{path.lower()}'"
@@ -205,6 +210,44 @@ def _build(
             f"the limit is {NAME_TOTAL_LENGTH_MAX}"
         )
     return ImageRef(domain=domain, path=path, tag=tag, digest=digest)
+
+
+def host_spelling_problem(host: str) -> str | None:
+    """Why a registry host (without port or brackets) is not a plain spelling, or None.
+
+    A host whose last label is a number is an IPv4 address to the resolver, which
+    also reads decimal (``2130706433``), octal (``0177.0.0.1``), hex (``0x7f.0.0.1``)
+    and short (``127.1``) forms: only the dotted quad ``a.b.c.d`` is accepted, so
+    what a config names is what the address policy sees. IPv6 literals must parse.
+    """
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "not a valid IPv6 address"
+        return None
+    last = host.rstrip(".").rsplit(".", 1)[-1].lower()
+    if not _NUMERIC_LABEL_RE.fullmatch(last):
+        return None
+    if is_canonical_ipv4(host):
+        return None
+    return (
+        "a host ending in a number is an IPv4 address: write it as a.b.c.d (four decimal "
+        "numbers 0-255, no leading zeros), not in a decimal, octal, hex or shortened form"
+    )
+
+
+def is_canonical_ipv4(host: str) -> bool:
+    """``a.b.c.d``: four decimal numbers 0-255 without leading zeros."""
+    parts = host.split(".")
+    return len(parts) == 4 and all(
+        part.isascii()
+        and part.isdigit()
+        and len(part) <= 3
+        and (part == "0" or not part.startswith("0"))
+        and int(part) <= 255
+        for part in parts
+    )
 
 
 def _host_without_port(host: str) -> str:

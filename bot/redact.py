@@ -25,14 +25,19 @@ def safe_url(url: str | URL) -> str:
     return str(parsed.with_user(None).with_query(None).with_fragment(None))
 
 
+#: Punctuation that ends a sentence rather than the URL before it.
+_TRAILING = ".,;:!?"
+
+
 def scrub(text: str) -> str:
     """`text` with every URL in it made `safe_url`."""
     return _URL_IN_TEXT.sub(lambda match: _safe_or_hidden(match.group(0)), text)
 
 
 def _safe_or_hidden(candidate: str) -> str:
+    url = candidate.rstrip(_TRAILING)
     try:
-        return safe_url(candidate)
+        return safe_url(url) + candidate[len(url) :]
     except ValueError:  # not a URL yarl can read: say nothing of it
         return "<url>"
 

@@ -1,6 +1,7 @@
 """``python -m bot serve``: build everything from the environment (design §7) and run.
 
-One aiohttp session, one registry scanner (tag lists shared across
+One aiohttp session for GitHub, one for registries (under the address policy,
+`bot.registry.addresses`), one registry scanner (tag lists shared across
 installations, credentials checked per repository), one GitHub client and
 blob cache per installation, one store, one scheduler, one web app.
 SIGTERM/SIGINT stop it gracefully: no new runs, running ones may finish.
@@ -14,6 +15,7 @@ import logging
 import signal
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -23,15 +25,26 @@ from bot.github.auth import AppCredentials, CredentialsError, TokenCache
 from bot.github.client import DEFAULT_WRITE_INTERVAL, AppClient, GitHubClient
 from bot.github.trees import BlobCache
 from bot.handlers import Services
+from bot.planner import (
+    MAX_BYTES_SETTING,
+    MAX_FILES_SETTING,
+    MAX_MARKED_FILES_SETTING,
+    MAX_SECONDS_SETTING,
+    PlanBudget,
+)
 from bot.reconcile import Deps, run_repository
+from bot.redact import ScrubbingFormatter
+from bot.registry.addresses import ALLOWED_ADDRESSES_VARIABLE, AddressPolicy, registry_session
 from bot.registry.credentials import CredentialStore
 from bot.registry.errors import RegistryError
 from bot.registry.scanner import RegistryScanner
 from bot.registry.source import RegistryTagSource
+from bot.registry.transport import ClientSettings
 from bot.scheduler import DEFAULT_CONCURRENCY, DEFAULT_TICK, SHUTDOWN_GRACE, Scheduler
 from bot.store import Store, StoreError
 from bot.store.sqlite import DEFAULT_DATABASE_URL
 from bot.web import make_app
+from bot.workers import Workers, default_processes
 
 log = logging.getLogger("bot")
 
@@ -93,14 +106,43 @@ def _number(environ: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _budget(environ: Mapping[str, str]) -> PlanBudget:
+    """The per-automation budget from the environment; 0 lifts a limit."""
+    default = PlanBudget()
+
+    def limit(name: str, value: float | None) -> float | None:
+        chosen = _number(environ, name, value or 0)
+        return chosen or None
+
+    def whole(name: str, value: int | None) -> int | None:
+        chosen = limit(name, value)
+        return None if chosen is None else int(chosen)
+
+    return PlanBudget(
+        max_files=whole(MAX_FILES_SETTING, default.max_files),
+        max_bytes=whole(MAX_BYTES_SETTING, default.max_bytes),
+        max_marked_files=whole(MAX_MARKED_FILES_SETTING, default.max_marked_files),
+        max_seconds=limit(MAX_SECONDS_SETTING, default.max_seconds),
+    )
+
+
+def _registry_limits(environ: Mapping[str, str]) -> ClientSettings:
+    """How far one scan may page (a registry can't make it endless)."""
+    default = ClientSettings()
+    return replace(
+        default,
+        max_pages=int(_number(environ, "REGISTRY_MAX_PAGES", default.max_pages)) or 1,
+        max_tags=int(_number(environ, "REGISTRY_MAX_TAGS", default.max_tags)) or 1,
+    )
+
+
 def _configure_logging(environ: Mapping[str, str]) -> None:
     level = environ.get("LOG_LEVEL", "info").strip().upper() or "INFO"
     level = {"TRACE": "DEBUG", "FATAL": "CRITICAL", "WARN": "WARNING"}.get(level, level)
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    # URLs lose their query and userinfo: tokens and signatures ride there.
+    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
 
 
 async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None) -> None:
@@ -115,10 +157,20 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
     port = int(_number(environ, "PORT", DEFAULT_PORT))
     host = environ.get("HOST", "").strip() or "0.0.0.0"
     registry_credentials = CredentialStore.load(environ.get("REGISTRY_CREDENTIALS") or None)
+    # Registry hosts come from repositories: refuse internal addresses (issue 8 §2).
+    address_policy = AddressPolicy.from_environment(
+        environ.get(ALLOWED_ADDRESSES_VARIABLE), registry_credentials
+    )
+    budget = _budget(environ)
+    processes = int(_number(environ, "WORKERS", default_processes()))
     store = Store.open(environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
     stop = stop or asyncio.Event()
+    # Planning and tag ranking run here, off the event loop that acknowledges webhooks.
+    workers = Workers(processes)
 
     session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+    # Its own session: the address policy is for registries only, not for GitHub.
+    registry_http = registry_session(address_policy, timeout=aiohttp.ClientTimeout(total=60))
     runner: web.AppRunner | None = None
     scheduler: Scheduler | None = None
     try:
@@ -129,13 +181,17 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
             tokens,
             write_interval=_number(environ, "WRITE_INTERVAL", DEFAULT_WRITE_INTERVAL),
         )
-        scanner = RegistryScanner(session, registry_credentials)
+        scanner = RegistryScanner(
+            registry_http, registry_credentials, settings=_registry_limits(environ)
+        )
         deps = Deps(
             store=store,
             github=clients,
             tag_source=lambda github_repository: RegistryTagSource(
                 scanner, github_repository=github_repository
             ),
+            workers=workers,
+            budget=budget,
         )
         scheduler = Scheduler(
             lambda repository: run_repository(deps, repository),
@@ -163,6 +219,8 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         if scheduler is not None:
             await scheduler.stop(grace=SHUTDOWN_GRACE)
         await session.close()
+        await registry_http.close()
+        workers.close()
         store.close()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -195,9 +197,19 @@ _path_component = st.builds(
     st.lists(st.tuples(_separator, _alnum), max_size=2),
 )
 _path = st.lists(_path_component, min_size=1, max_size=4).map("/".join)
+
+
+def _ends_in_a_number(host: str) -> bool:
+    """An IPv4 address to a resolver (``127.1``, ``0x7f.0.0.1``): only ``a.b.c.d`` is valid."""
+    return bool(re.fullmatch(r"[0-9]+|0x[0-9a-f]*", host.rsplit(".", 1)[-1].lower()))
+
+
 _domain_component = st.from_regex(r"[a-zA-Z0-9]([a-zA-Z0-9-]{0,6}[a-zA-Z0-9])?", fullmatch=True)
 _host = st.one_of(
-    st.lists(_domain_component, min_size=1, max_size=3).map(".".join),
+    st.lists(_domain_component, min_size=1, max_size=3)
+    .map(".".join)
+    .filter(lambda host: not _ends_in_a_number(host)),
+    st.sampled_from(["127.0.0.1", "10.0.0.5", "8.8.8.8"]),
     st.just("localhost"),
     st.sampled_from(["[::1]", "[2001:db8::1]", "[fe80::a:b]"]),
     st.just("index.docker.io"),
@@ -223,7 +235,9 @@ def _unambiguous(text: str) -> bool:
 
 
 def _looks_like_host(component: str) -> bool:
-    return all(part and "_" not in part for part in component.split("."))
+    # A host ending in a number would be an IPv4 spelling other than a.b.c.d: invalid.
+    parts = component.split(".")
+    return all(part and "_" not in part for part in parts) and not _ends_in_a_number(component)
 
 
 _reference = st.builds(

@@ -24,6 +24,11 @@ def test_every_url_in_a_text_is_scrubbed_and_the_rest_kept():
     assert "SECRET" not in scrubbed and "SIG" not in scrubbed
     assert scrubbed.startswith("GET https://codeload.github.com/o/r/legacy.tar.gz/abc failed; ")
     assert "http://[::1]:8080/a" in scrubbed
+    # Punctuation after a URL ends the sentence, not the URL.
+    assert scrub("the token server http://127.0.0.1:5000: not trusted.") == (
+        "the token server http://127.0.0.1:5000: not trusted."
+    )
+    assert scrub("see https://h.example/p?token=s.") == "see https://h.example/p."
 
 
 def test_log_lines_and_their_tracebacks_are_scrubbed():

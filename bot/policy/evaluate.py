@@ -191,9 +191,7 @@ async def evaluate(
     """
     compiled = compile_policy(policy)
     try:
-        return await _evaluate(
-            compiled, image, tags, previous, _Digests(image, digest_of), rank
-        )
+        return await _evaluate(compiled, image, tags, previous, _Digests(image, digest_of), rank)
     except PolicyError:
         raise
     except Exception as exc:  # never let a bug surface as a traceback to users

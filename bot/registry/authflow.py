@@ -3,16 +3,22 @@
 A 401's challenges say how to log in: a Bearer token from the realm it names
 (anonymous, or with the target's credential), or Basic with the credential.
 The parsing and the token cache are in `auth`; this module does the I/O.
+
+A credential's secret goes to a token realm only when the realm is one its
+entry trusts (`Credential.realm_refusal`: https, the registry's own origin or a
+listed host) AND the 401 naming it came from the registry's own origin (not
+from wherever a redirect led). Otherwise the scan fails with a clear error and
+nothing at all is sent to that realm; anonymous token requests go anywhere.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import replace
 
 from yarl import URL
 
-from bot.imageref import is_loopback
 from bot.registry.auth import (
     AuthKey,
     Challenge,
@@ -25,6 +31,8 @@ from bot.registry.auth import (
 )
 from bot.registry.errors import RegistryError
 from bot.registry.transport import Reply, Request, Target, Transport, status_error
+
+log = logging.getLogger(__name__)
 
 _MAX_TOKEN_BYTES = 1 << 20
 
@@ -55,17 +63,20 @@ class AuthFlow:
             self._tokens.invalidate(key)
             if attempt == 1:
                 raise _denied(target, challenges)
-            token = await self._authenticate(target, challenges, scope)
+            token = await self._authenticate(target, challenges, scope, reply.url)
             self._tokens.put(key, token)
             authorization = token.authorization
         raise AssertionError("unreachable")
 
-    async def _authenticate(self, target: Target, challenges: list[Challenge], scope: str) -> Token:
+    async def _authenticate(
+        self, target: Target, challenges: list[Challenge], scope: str, challenger: URL
+    ) -> Token:
+        """A token for the 401 with ``challenges`` that ``challenger`` (its final URL) sent."""
         credential = target.credential
         by_scheme = {c.scheme: c for c in reversed(challenges)}
         bearer, basic = by_scheme.get("bearer"), by_scheme.get("basic")
         if bearer is not None and bearer.params.get("realm"):
-            return await self._fetch_token(target, bearer, scope)
+            return await self._fetch_token(target, bearer, scope, challenger)
         if basic is not None:
             if credential is None or not credential.has_secret:
                 raise target.error(
@@ -80,21 +91,35 @@ class AuthFlow:
             "it is not a supported OCI registry",
         )
 
-    async def _fetch_token(self, target: Target, challenge: Challenge, scope: str) -> Token:
+    async def _fetch_token(
+        self, target: Target, challenge: Challenge, scope: str, challenger: URL
+    ) -> Token:
         realm = URL(challenge.params["realm"])
-        if not realm.is_absolute() or realm.scheme not in ("http", "https"):
-            raise target.error(f"the registry sent an invalid token realm {realm}")
+        if (
+            not realm.is_absolute()
+            or realm.scheme not in ("http", "https")
+            or not realm.host
+            or realm.user is not None
+        ):
+            raise target.error(f"the registry sent an invalid token realm {str(realm)[:200]}")
         query = {"scope": challenge.params.get("scope") or scope}
         if challenge.params.get("service"):
             query["service"] = challenge.params["service"]
         headers = {"Accept": "application/json"}
         credential = target.credential
         if credential is not None and credential.has_secret:
-            # Never send a password in clear text unless the registry itself is plain http
-            # (the operator's explicit choice) or the realm is on this machine.
-            if realm.scheme != "https" and target.scheme != "http" and not is_loopback(realm.host):
+            refusal = _realm_refusal(target, realm, challenger)
+            if refusal is not None:
+                log.warning(
+                    "%s: not sending credentials %r to the token realm %s: %s",
+                    target.image,
+                    credential.name,
+                    _describe(realm),
+                    refusal,
+                )
                 raise target.error(
-                    f"refusing to send credentials to the plain-http token realm {realm.host}",
+                    f"refusing to send credentials {credential.name!r} to the token server "
+                    f"{_describe(realm)}: {refusal}; nothing was sent to it"
                 )
             headers["Authorization"] = basic_authorization(credential.username, credential.password)
         reply = await self._transport.send(
@@ -125,6 +150,31 @@ class AuthFlow:
             return parse_token_response(reply.body, self._clock())
         except ValueError as exc:
             raise target.error(f"{exc} ({realm.host})") from None
+
+
+def _realm_refusal(target: Target, realm: URL, challenger: URL) -> str | None:
+    """Why ``target``'s secret may not go to ``realm``, named by a 401 from ``challenger``."""
+    registry = target.base
+    if _origin(challenger) != _origin(registry):
+        return (
+            f"the login challenge naming it came from {_describe(challenger)} after a "
+            "redirect, not from the registry itself"
+        )
+    assert target.credential is not None
+    return target.credential.realm_refusal(realm, registry=registry)
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
+
+
+def _describe(url: URL) -> str:
+    """``scheme://host[:port]`` of ``url``: where, never a path or query (they may carry junk)."""
+    host = url.host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{url.explicit_port}" if url.explicit_port is not None else ""
+    return f"{url.scheme}://{host}{port}"
 
 
 def _denied(target: Target, challenges: list[Challenge]) -> RegistryError:

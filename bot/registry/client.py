@@ -21,6 +21,7 @@ from yarl import URL
 from bot.imageref import DIGEST_RE, TAG_RE
 from bot.registry.auth import TokenCache
 from bot.registry.authflow import AuthFlow
+from bot.registry.errors import RegistryError
 from bot.registry.transport import (
     ClientSettings,
     Reply,
@@ -70,20 +71,32 @@ class RegistryClient:
         """Every valid tag of the image repository, following ``Link`` pages (unsorted, unique).
 
         Valid: distribution/reference's tag grammar (`TAG_RE`); anything else is junk.
+        Bounded: at most ``max_pages`` requests and ``max_tags`` tags, or an error (never a
+        silently partial list, which could pick the wrong latest tag); a next page seen
+        before (a cycle of any length, or the same ``last`` again) ends the listing.
         """
         limits = self.settings
         url: URL | None = target.base.with_path(f"/v2/{target.path}/tags/list").with_query(
             n=str(limits.page_size)
         )
         tags: dict[str, None] = {}
-        visited: set[URL] = set()
+        seen: set[tuple] = set()
         previous_page: list[str] | None = None
         dropped = 0
+        pages = 0
         while url is not None:
-            if url in visited:
+            key = _page_key(url)
+            if key in seen:
                 log.info("%s: tag page %s repeated; stopping pagination", target.image, url)
                 break
-            visited.add(url)
+            if pages >= limits.max_pages:
+                raise target.error(
+                    f"the tag list goes on for more than {limits.max_pages} pages; the scan "
+                    "stops rather than use a partial list; exclude the image or ask the "
+                    "operator to raise the page limit",
+                )
+            seen.add(key)
+            pages += 1
             reply = await self._auth.request(
                 target,
                 Request(
@@ -96,7 +109,7 @@ class RegistryClient:
             )
             if reply.status != 200:
                 raise status_error(target, reply, "listing tags")
-            page = _tag_page(target, reply)
+            page = _tag_page(target, reply, room=limits.max_tags - len(tags), limit=limits.max_tags)
             if page and page == previous_page:
                 log.info("%s: tag page repeated; stopping pagination", target.image)
                 break
@@ -107,10 +120,7 @@ class RegistryClient:
                 else:
                     dropped += 1
             if len(tags) > limits.max_tags:
-                raise target.error(
-                    f"the repository has more than {limits.max_tags} tags; exclude it or ask "
-                    "the operator to raise the tag limit",
-                )
+                raise _too_many_tags(target, limits.max_tags)
             url = _next_page(target, reply)
         if dropped:
             log.info("%s: ignored %d invalid tag names", target.image, dropped)
@@ -158,11 +168,35 @@ class RegistryClient:
         return computed
 
 
-def _tag_page(target: Target, reply: Reply) -> list:
+#: JSON values and containers a tag page may hold beyond its tags (``name`` and the like).
+_PAGE_SLACK = 16
+#: Larger pages must be plain ASCII without ``\u`` escapes (tags and names are ASCII
+#: by their grammar), so no string can take 2 or 4 bytes a character once parsed.
+_ASCII_ONLY_ABOVE = 1 << 20
+
+
+def _tag_page(target: Target, reply: Reply, *, room: int, limit: int) -> list:
+    """The ``tags`` of one page, parsed within a memory bound; ``room``: tags still allowed.
+
+    Before parsing, the body's commas and brackets bound how many JSON values it can
+    hold: more than ``room`` (+ slack) values cannot be a page that fits, so it is
+    refused without building them. The raw body is released once decoded.
+    """
+    body = reply.body
+    reply.body = b""  # the only other reference: let the bytes go once decoded
+    if body.count(b",") > room + _PAGE_SLACK:
+        raise _too_many_tags(target, limit)
+    if body.count(b"[") + body.count(b"{") > _PAGE_SLACK:
+        raise target.error("the registry's tag list is not a plain list of tags")
+    if len(body) > _ASCII_ONLY_ABOVE and (not body.isascii() or b"\\u" in body):
+        raise target.error("the registry's tag list is large and not plain ASCII JSON")
     try:
-        doc = json.loads(reply.body)
-    except (ValueError, UnicodeDecodeError):
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        del body
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise target.error("the registry returned malformed JSON for the tag list") from None
+    del text
     if not isinstance(doc, dict):
         raise target.error("the registry's tag list is not a JSON object")
     page = doc.get("tags")
@@ -171,6 +205,25 @@ def _tag_page(target: Target, reply: Reply) -> list:
     if not isinstance(page, list):
         raise target.error("the registry's tag list has `tags` that is not a list")
     return page
+
+
+def _too_many_tags(target: Target, limit: int) -> RegistryError:
+    return target.error(
+        f"the repository has more than {limit} tags; exclude it or ask the operator to "
+        "raise the tag limit",
+    )
+
+
+def _page_key(url: URL) -> tuple:
+    """What makes a next-page URL a new page: its path and ``last`` (else its sorted query).
+
+    Parameter order, ``n``, extra parameters and fragments do not make a page new,
+    so a registry cannot loop by decorating the same ``last``.
+    """
+    last = url.query.getall("last", [])
+    if last:
+        return (url.path, "last", tuple(last))
+    return (url.path, "query", tuple(sorted(url.query.items())))
 
 
 def _next_page(target: Target, reply: Reply) -> URL | None:

@@ -2,8 +2,15 @@
 
 The file maps a name (what an image repository writes in ``credentials:``) to
 the registry the credentials belong to, the secret, an optional extra CA and the
-GitHub repositories allowed to use them. Credentials are only ever sent to the
-registry they name (and the token realm it points to).
+GitHub repositories allowed to use them, and the token servers (``realms``)
+besides the registry itself that may receive them.
+
+Where the secret goes (`Credential.realm_refusal`): to the entry's registry
+(scheme, host and port) and to a token realm only when the realm is https (or
+loopback http for a loopback http registry), on the registry's own origin or on
+a host the entry lists in ``realms`` (or `WELL_KNOWN_REALMS` lists for that
+registry). `authflow` adds the third rule: the 401 naming the realm must come
+from the registry's own origin, not from where a redirect led.
 
 Who may use an entry (``allowed``, case-insensitive ``owner/name`` globs):
 
@@ -18,17 +25,71 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
+from yarl import URL
 
-from bot.imageref import DOCKER_HUB_API_HOST, DOCKER_HUB_DOMAIN, DOCKER_HUB_LEGACY_DOMAIN
+from bot.imageref import (
+    DOCKER_HUB_API_HOST,
+    DOCKER_HUB_DOMAIN,
+    DOCKER_HUB_LEGACY_DOMAIN,
+    is_loopback,
+)
 from bot.registry.errors import CredentialsError
 
-_KEYS = {"registry", "username", "password", "passwordEnv", "caFile", "allowed"}
+log = logging.getLogger(__name__)
+
+_KEYS = {"registry", "username", "password", "passwordEnv", "caFile", "allowed", "realms"}
+
+#: A realm entry: ``host`` or ``host:port`` (a DNS name, IPv4, or ``[IPv6]``), nothing else.
+_REALM_HOST = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
+)
+
+#: In `WELL_KNOWN_REALMS`: the realm is on the registry's own host and port.
+SAME_HOST = "<registry host>"
+
+#: Token realm hosts that well-known registries send, by registry (a glob on the
+#: entry's normalized ``registry``), so their credentials work without ``realms:``.
+#: A listed host still needs https on port 443. What each registry sends in its 401
+#: (checked against the registries' own documentation and published captures of
+#: their replies, e.g. Azure's "Token-BasicAuth" page, and ``curl -I`` transcripts
+#: in public issue threads for Docker Hub, GHCR, Quay, GCR, Artifact Registry and
+#: GitLab; ECR from memory of its replies: Basic, so no realm request at all):
+#:
+#: - Docker Hub: ``Bearer realm="https://auth.docker.io/token",service="registry.docker.io"``
+#: - GHCR: ``Bearer realm="https://ghcr.io/token",service="ghcr.io"``
+#: - Quay: ``Bearer realm="https://quay.io/v2/auth",service="quay.io"``
+#: - ECR: ``Basic realm="https://<acct>.dkr.ecr.<region>.amazonaws.com/",service="ecr.amazonaws.com"``
+#:   (Basic: the password only ever goes to the registry itself)
+#: - GCR: ``Bearer realm="https://gcr.io/v2/token",service="gcr.io"`` (regional hosts alike)
+#: - Artifact Registry: ``Bearer realm="https://<region>-docker.pkg.dev/v2/token",...``
+#: - ACR: ``Bearer realm="https://<name>.azurecr.io/oauth2/token",service="<name>.azurecr.io"``
+#: - GitLab.com: ``Bearer realm="https://gitlab.com/jwt/auth",service="container_registry"``
+#:
+#: Only Docker Hub and GitLab.com name another host; the same-host entries are
+#: there to document that nothing more is needed (same origin is always allowed).
+WELL_KNOWN_REALMS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (DOCKER_HUB_DOMAIN, ("auth.docker.io",)),
+    ("ghcr.io", (SAME_HOST,)),
+    ("quay.io", (SAME_HOST,)),
+    ("*.dkr.ecr.*.amazonaws.com", (SAME_HOST,)),
+    ("gcr.io", (SAME_HOST,)),
+    ("*.gcr.io", (SAME_HOST,)),
+    ("*.pkg.dev", (SAME_HOST,)),
+    ("*.azurecr.io", (SAME_HOST,)),
+    ("registry.gitlab.com", ("gitlab.com",)),
+)
+
+#: Refusals logged once each; the set is emptied past this many.
+_MAX_LOGGED = 1000
 
 # Every spelling of Docker Hub names the same registry.
 _DOCKER_HUB = {
@@ -59,6 +120,7 @@ class Credential:
     password: str = field(default="", repr=False)
     ca_file: str | None = None
     allowed: list[str] = field(default_factory=list)
+    realms: list[str] = field(default_factory=list)  # extra token-server host[:port]s
 
     @property
     def has_secret(self) -> bool:
@@ -84,6 +146,81 @@ class Credential:
         asking = github_repository.lower()
         return any(fnmatch.fnmatchcase(asking, glob.lower()) for glob in self.allowed)
 
+    def realm_hosts(self) -> list[str]:
+        """The token-server ``host[:port]``s besides the registry: ``realms`` and well-known ones."""
+        registry = normalize_registry(self.registry)
+        hosts = [h.lower() for h in self.realms]
+        for glob, realm_hosts in WELL_KNOWN_REALMS:
+            if fnmatch.fnmatchcase(registry, glob):
+                hosts.extend(realm_hosts)
+        return hosts
+
+    def realm_refusal(self, realm: URL, *, registry: URL) -> str | None:
+        """Why the secret may NOT go to the token realm ``realm``; None when it may.
+
+        ``registry`` is where this entry's registry is reached (its scheme, host
+        and port, as the scan uses them). The secret may go to the registry's own
+        origin, and else only to an https realm (or a loopback http one when the
+        registry itself is loopback http) whose host[:port] is listed for it.
+        """
+        if _origin(realm) == _origin(registry):
+            return None
+        if realm.scheme != "https" and not (
+            realm.scheme == "http"
+            and is_loopback(realm.host)
+            and registry.scheme == "http"
+            and is_loopback(registry.host)
+        ):
+            return "it is plain http; credentials go to a token server only over https"
+        port = realm.port
+        for listed in self.realm_hosts():
+            if listed == SAME_HOST:
+                if (realm.host or "").lower() == (registry.host or "").lower() and (
+                    port == registry.port
+                ):
+                    return None
+                continue
+            host, listed_port = _split_realm_host(listed)
+            wanted = listed_port if listed_port is not None else _default_port(realm.scheme)
+            if (realm.host or "").lower() == host and port == wanted:
+                return None
+        return (
+            "its host is not trusted for these credentials; if that token server belongs to "
+            f"the registry, ask the operator to add {_host_port(realm)} to `realms:` of "
+            "these credentials"
+        )
+
+    def may_send_to(self, url: URL, *, registry: URL) -> bool:
+        """Whether the secret may be sent to ``url`` (see `realm_refusal`)."""
+        return self.realm_refusal(url, registry=registry) is None
+
+
+def _origin(url: URL) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with the scheme's default port filled in."""
+    return (url.scheme.lower(), (url.host or "").lower(), url.port)
+
+
+def _default_port(scheme: str) -> int | None:
+    return {"https": 443, "http": 80}.get(scheme)
+
+
+def _host_port(url: URL) -> str:
+    host = url.host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    explicit = url.explicit_port
+    return f"{host}:{explicit}" if explicit and explicit != _default_port(url.scheme) else host
+
+
+def _split_realm_host(listed: str) -> tuple[str, int | None]:
+    """``host[:port]`` as (lower-case host without brackets, port or None)."""
+    match = _REALM_HOST.fullmatch(listed)
+    if match is None:
+        return listed.lower(), None
+    port = match.group("port")
+    host = listed[: match.start("port") - 1] if port else listed
+    return host.strip("[]").lower(), int(port) if port else None
+
 
 class CredentialStore:
     """The loaded credentials file; `resolve` hands out an entry only where allowed."""
@@ -91,6 +228,7 @@ class CredentialStore:
     def __init__(self, credentials: dict[str, Credential] | None = None, *, source: str = ""):
         self._credentials = dict(credentials or {})
         self._source = source or "REGISTRY_CREDENTIALS"
+        self._logged: set[tuple[str, str, str]] = set()
 
     def __len__(self) -> int:
         return len(self._credentials)
@@ -100,6 +238,10 @@ class CredentialStore:
 
     def __repr__(self) -> str:
         return f"CredentialStore({sorted(self._credentials)!r})"
+
+    def entries(self) -> list[Credential]:
+        """Every entry, read-only (the address policy allows their registries and realms)."""
+        return list(self._credentials.values())
 
     @classmethod
     def load(cls, path: str | None) -> CredentialStore:
@@ -143,18 +285,30 @@ class CredentialStore:
         """The entry ``name`` for ``registry``, if ``github_repository`` may use it.
 
         ``github_repository`` is the GitHub ``owner/name`` asking, ``None`` for a local plan.
+        For a GitHub repository, an undefined name and a name it may not use give
+        the same message, which names only what the repository wrote (no file
+        path, no hint whether the name exists); the operator's log says which.
+        A local plan (the operator's own run) is told which, and where.
         """
         credential = self._credentials.get(name)
-        if credential is None:
-            raise CredentialsError(
-                f"credentials {name!r} are not defined in {self._source}; ask the operator "
-                "to add them, or fix `credentials:` in the image repository"
-            )
-        if not credential.allows(github_repository):
+        if credential is None or not credential.allows(github_repository):
+            why = "are not defined" if credential is None else "are not allowed for"
             who = f"repository {github_repository}" if github_repository else "a local run"
+            self._log_refusal(name, who, why)
+            if github_repository is None:
+                if credential is None:
+                    problem, fix = f"are not defined in {self._source}", "add them there"
+                else:
+                    problem = f"are not allowed for a local run in {self._source}"
+                    fix = 'add "*" to their `allowed` list'
+                raise CredentialsError(
+                    f"credentials {name!r} {problem}; {fix}, or fix `credentials:` in the "
+                    "image repository"
+                )
             raise CredentialsError(
-                f"credentials {name!r} are not allowed for {who}; the operator must add it "
-                f"to their `allowed` list in {self._source}"
+                f"credentials {name!r} are not available to repository {github_repository}; "
+                "ask the operator of this bot to provide them for this repository, or fix "
+                "`credentials:` in the image repository"
             )
         if normalize_registry(credential.registry) != normalize_registry(registry):
             raise CredentialsError(
@@ -163,6 +317,21 @@ class CredentialStore:
                 f"{registry}"
             )
         return credential
+
+    def _log_refusal(self, name: str, who: str, why: str) -> None:
+        """Tell the operator (once per name, asker and reason) what was refused, and why."""
+        key = (name, who, why)
+        if key in self._logged:
+            return
+        if len(self._logged) >= _MAX_LOGGED:
+            self._logged.clear()  # bounded: a repository may write any number of names
+        self._logged.add(key)
+        reason = (
+            f"are not defined in {self._source}"
+            if why == "are not defined"
+            else f"are not allowed (their `allowed` list in {self._source})"
+        )
+        log.warning("registry credentials %r asked by %s %s", name[:100], who, reason)
 
 
 def _where(path: str, node: Any, name: Any, key: bool = False) -> str:
@@ -250,4 +419,39 @@ def _parse_entry(path: str, doc: Any, name: str, entry: Any) -> Credential:
         password=password or "",
         ca_file=ca_file,
         allowed=allowed,
+        realms=_parse_realms(path, entry, name),
     )
+
+
+def _parse_realms(path: str, entry: Any, name: str) -> list[str]:
+    """``realms:``: token-server ``host[:port]``s (no scheme, path or wildcard)."""
+    node = entry.get("realms")
+    if node is None:
+        return []
+    example = "e.g. [auth.example.com] or [auth.example.com:8443]"
+    if not isinstance(node, list):
+        raise CredentialsError(
+            f"{_where(path, entry, 'realms')}: realms of credentials {name!r} must be a list "
+            f"of token-server hosts, {example}"
+        )
+    realms = []
+    for index, item in enumerate(node):
+        ok = isinstance(item, str) and _REALM_HOST.fullmatch(item) is not None
+        port = _REALM_HOST.fullmatch(item).group("port") if ok else None
+        if not ok or (port is not None and not 0 < int(port) < 65536):
+            raise CredentialsError(
+                f"{_where_item(path, node, index)}: {item!r} in realms of credentials "
+                f"{name!r} is not a host or host:port (no scheme, path or wildcard); {example}"
+            )
+        realms.append(str(item).lower())
+    return realms
+
+
+def _where_item(path: str, node: Any, index: int) -> str:
+    """``file:line:col`` of item ``index`` of a YAML list."""
+    try:
+        line, col = node.lc.item(index)
+        return f"{path}:{line + 1}:{col + 1}"
+    except (AttributeError, KeyError, TypeError, IndexError):
+        line = getattr(getattr(node, "lc", None), "line", None)
+        return f"{path}:{line + 1}" if line is not None else path

@@ -290,7 +290,9 @@ class RegistryScanner:
             scheme = default_scheme(ref.api_host, insecure=insecure)
         ssl_context = None
         if scheme == "https" and credential is not None and credential.ca_file:
-            ssl_context = self._ssl_context(credential.ca_file, image_repository.image)
+            ssl_context = self._ssl_context(
+                credential.ca_file, image_repository.image, credential.name
+            )
         return Target(
             image=image_repository.image,
             host=ref.api_host,
@@ -300,15 +302,20 @@ class RegistryScanner:
             ssl_context=ssl_context,
         )
 
-    def _ssl_context(self, ca_file: str, image: str) -> ssl.SSLContext:
+    def _ssl_context(self, ca_file: str, image: str, name: str) -> ssl.SSLContext:
         context = self._ssl_contexts.get(ca_file)
         if context is None:
             context = ssl.create_default_context()
             try:
                 context.load_verify_locations(cafile=ca_file)  # added to the system CAs
             except (OSError, ssl.SSLError) as exc:
+                # The path is the operator's: their log gets it, the check run does not.
+                log.error(
+                    "%s: cannot load caFile %s of credentials %r: %s", image, ca_file, name, exc
+                )
                 raise RegistryError(
-                    f"{image}: cannot load caFile {ca_file} ({exc}); fix the credentials file"
+                    f"{image}: the CA file of credentials {name!r} cannot be loaded; ask the "
+                    "operator of this bot to fix it"
                 ) from None
             self._ssl_contexts[ca_file] = context
         return context

@@ -19,6 +19,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from bot.registry.addresses import ALLOWED_ADDRESSES_VARIABLE, AddressNotAllowed
 from bot.registry.auth import basic_authorization
 from bot.registry.credentials import Credential
 from bot.registry.errors import RegistryError
@@ -81,6 +82,9 @@ class ClientSettings:
 
     page_size: int = 1000
     max_tags: int = 100_000
+    #: Tag-list pages per scan. Quay serves at most 100 tags a page whatever `n` says,
+    #: so 1000 pages still reach `max_tags`; an endless chain of tiny pages ends here.
+    max_pages: int = 1000
     max_page_bytes: int = 16 << 20
     max_manifest_bytes: int = 4 << 20
     retries: int = 3
@@ -166,6 +170,8 @@ class Transport:
                         )
                 next_url = resp.links.get("next", {}).get("url") if request.kind == "tags" else None
                 return Reply(resp.status, resp.headers, body, resp.url, next_url)
+        except AddressNotAllowed as exc:
+            raise _refused(target, request, exc) from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise target.error(
                 f"the TLS certificate of {url.host} is not trusted "
@@ -183,6 +189,32 @@ class Transport:
             ) from None
         except aiohttp.ClientError as exc:
             raise target.error(f"request to {url.host} failed: {exc!r}") from None
+
+
+def _refused(target: Target, request: Request, exc: AddressNotAllowed) -> RegistryError:
+    """The address policy refused the connection: say what and how the operator allows it.
+
+    Nothing was sent, so nothing the address would have answered can be in it.
+    """
+    if request.kind == "token":
+        what = "the token realm"
+    elif request.url.origin() != target.base.origin():
+        what = "the registry's redirect to"
+    else:
+        what = "the registry"
+    log.warning(
+        "%s: refused to connect to %s (%s, %s: %s)",
+        target.image,
+        exc.where,
+        request.kind,
+        exc.kind,
+        exc.address,
+    )
+    return target.error(
+        f"not contacting {what} {exc.where}: its address is not allowed: "
+        f"{exc.describe('it')}; the bot contacts no loopback, private, link-local or other "
+        f"internal address unless its operator allows it in {ALLOWED_ADDRESSES_VARIABLE}"
+    )
 
 
 def status_error(target: Target, reply: Reply, doing: str) -> RegistryError:

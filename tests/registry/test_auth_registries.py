@@ -97,6 +97,14 @@ async def test_authorization_is_dropped_on_a_redirect_to_another_host(
 # -- Bearer tokens ---------------------------------------------------------------
 
 
+def token_creds(name: str, registry: Registry, password: str = ALICE[1]) -> str:
+    """Credentials for the token registry: its token server is on another port, so listed."""
+    server = registry.token_server
+    assert server is not None
+    realm_host = server.realm.split("://", 1)[1].split("/", 1)[0]
+    return creds_yaml(name, registry.host, password, extra=f"  realms: ['{realm_host}']\n")
+
+
 async def test_token_auth_anonymous_pull(
     token_registry: Registry, make_scanner: MakeScanner, clock: FakeClock
 ) -> None:
@@ -117,7 +125,7 @@ async def test_token_auth_private_with_credentials(
     server = token_registry.token_server
     assert server is not None
     before = server.requests["alice"]
-    scanner = make_scanner(write_credentials(creds_yaml("tok", token_registry.host)))
+    scanner = make_scanner(write_credentials(token_creds("tok", token_registry)))
     image_repository = image_repository_config(
         token_registry.image("private/app"), credentials="tok"
     )
@@ -148,7 +156,7 @@ async def test_token_server_rejects_bad_password_without_leaking_it(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     wrong = "Not-The-Password-123"
-    scanner = make_scanner(write_credentials(creds_yaml("tok", token_registry.host, wrong)))
+    scanner = make_scanner(write_credentials(token_creds("tok", token_registry, wrong)))
     image_repository = image_repository_config(
         token_registry.image("private/app"), credentials="tok"
     )
@@ -162,7 +170,7 @@ async def test_token_server_rejects_bad_password_without_leaking_it(
 async def test_private_tags_are_never_served_to_a_caller_without_the_credentials(
     token_registry: Registry, make_scanner: MakeScanner, write_credentials: WriteCredentials
 ) -> None:
-    scanner = make_scanner(write_credentials(creds_yaml("tok", token_registry.host)))
+    scanner = make_scanner(write_credentials(token_creds("tok", token_registry)))
     private = image_repository_config(token_registry.image("private/app"), credentials="tok")
     await scanner.scan(private, github_repository="org/a")
     await scanner.scan(private, github_repository="org/b")  # allowed too: shares the result
@@ -172,9 +180,9 @@ async def test_private_tags_are_never_served_to_a_caller_without_the_credentials
     with pytest.raises(RegistryError, match="access denied"):
         await scanner.scan(anonymous, github_repository="evil/x")
     assert scanner.request_counts["tags"] == 4  # its own (failing) request
-    with pytest.raises(CredentialsError, match="not allowed for repository evil/x"):
+    with pytest.raises(CredentialsError, match="not available to repository evil/x"):
         await scanner.scan(private, github_repository="evil/x")
-    with pytest.raises(CredentialsError, match="not allowed for repository evil/x"):
+    with pytest.raises(CredentialsError, match="not available to repository evil/x"):
         await scanner.digest_lookup(private, github_repository="evil/x")("1.0.0")
     assert scanner.request_counts["tags"] == 4 and scanner.request_counts["manifest_head"] == 0
 
@@ -182,7 +190,7 @@ async def test_private_tags_are_never_served_to_a_caller_without_the_credentials
 async def test_tokens_are_per_credential(
     token_registry: Registry, make_scanner: MakeScanner, write_credentials: WriteCredentials
 ) -> None:
-    scanner = make_scanner(write_credentials(creds_yaml("tok", token_registry.host)))
+    scanner = make_scanner(write_credentials(token_creds("tok", token_registry)))
     await scanner.scan(image_repository_config(token_registry.image("public/app")))
     with_creds = image_repository_config(token_registry.image("public/app"), credentials="tok")
     await scanner.scan(with_creds, github_repository="org/a")

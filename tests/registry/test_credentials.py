@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pytest
 
 from bot.registry.credentials import Credential, CredentialStore, normalize_registry
 from bot.registry.errors import CredentialsError, RegistryError
+from bot.registry.scanner import RegistryScanner
+from tests.registryharness.scanning import image_repository_config
 
 GOOD = """\
 ghcr-readonly:
@@ -70,10 +73,8 @@ def test_password_never_in_repr_or_str(
 @pytest.mark.parametrize(
     ("name", "github_repository", "registry", "message"),
     [
-        ("nope", "my-org/app", "ghcr.io", "'nope' are not defined in .*credentials.yml"),
-        ("ghcr-readonly", "evil/app", "ghcr.io", "not allowed for repository evil/app"),
-        ("ghcr-readonly", None, "ghcr.io", "not allowed for a local run"),
-        ("local-only", "my-org/app", "registry.example.com", "not allowed for repository"),
+        ("nope", None, "ghcr.io", "'nope' are not defined in .*credentials.yml; add them"),
+        ("ghcr-readonly", None, "ghcr.io", "not allowed for a local run in .*credentials.yml"),
         ("ghcr-readonly", "my-org/app", "evil.example.com", "are for registry ghcr.io, not evil"),
     ],
 )
@@ -90,6 +91,48 @@ def test_resolve_refuses(
     with pytest.raises(RegistryError, match=message) as info:
         store.resolve(name, github_repository=github_repository, registry=registry)
     assert "secret" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "github_repository", "registry"),
+    [
+        ("nope", "my-org/app", "ghcr.io"),  # not defined at all
+        ("ghcr-readonly", "evil/app", "ghcr.io"),  # defined, not allowed
+        ("local-only", "my-org/app", "registry.example.com"),  # defined, for local runs only
+    ],
+)
+def test_a_repository_cannot_tell_undefined_from_not_allowed(
+    write_credentials: Callable[[str], CredentialStore],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    name: str,
+    github_repository: str,
+    registry: str,
+) -> None:
+    """One message for both: only what the repository wrote, no path; the log says which."""
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("HUB_TOKEN_FOR_TEST", "hub-secret")
+    store = write_credentials(GOOD)
+    with pytest.raises(CredentialsError) as info:
+        store.resolve(name, github_repository=github_repository, registry=registry)
+    message = str(info.value)
+    assert message == (
+        f"credentials {name!r} are not available to repository {github_repository}; ask the "
+        "operator of this bot to provide them for this repository, or fix `credentials:` in "
+        "the image repository"
+    )
+    assert str(tmp_path) not in message and "credentials.yml" not in message
+    # The operator's log says which case and where, never a secret.
+    (record,) = [r for r in caplog.records if r.name == "bot.registry.credentials"]
+    assert str(tmp_path / "credentials.yml") in record.getMessage()
+    why = "are not defined" if name == "nope" else "are not allowed"
+    assert why in record.getMessage()
+    assert "secret" not in caplog.text
+    # Logged once per (name, repository, reason), however often it is asked.
+    with pytest.raises(CredentialsError):
+        store.resolve(name, github_repository=github_repository, registry=registry)
+    assert len([r for r in caplog.records if r.name == "bot.registry.credentials"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -118,6 +161,21 @@ def test_resolve_refuses(
             r":5:12: allowed of credentials 'x' must be a list",
         ),
         ("x: 3\n", r":1:4: credentials 'x' must be a mapping"),
+        (
+            "x:\n  registry: r\n  realms: auth.example.com\n",
+            r":3:11: realms of credentials 'x' must be a list of token-server hosts",
+        ),
+        (
+            "x:\n  registry: r\n  realms:\n    - auth.example.com\n    - https://evil.example/t\n",
+            r":5:7: 'https://evil.example/t' in realms of credentials 'x' is not a host or "
+            r"host:port \(no scheme, path or wildcard\)",
+        ),
+        (
+            "x:\n  registry: r\n  realms: ['*.example.com']\n",
+            r":3:12: '\*.example.com' in realms of credentials 'x' is not a host",
+        ),
+        ("x:\n  registry: r\n  realms: [a.example:99999]\n", r":3:12: 'a.example:99999' in"),
+        ("x:\n  registry: r\n  realms: [5]\n", r":3:12: 5 in realms of credentials 'x'"),
     ],
 )
 def test_load_errors_name_file_line_and_fix(
@@ -126,6 +184,15 @@ def test_load_errors_name_file_line_and_fix(
     with pytest.raises(CredentialsError, match=message) as info:
         write_credentials(text)
     assert "Traceback" not in str(info.value)
+
+
+def test_realms_are_loaded_lower_case(write_credentials: Callable[[str], CredentialStore]) -> None:
+    store = write_credentials(
+        "x:\n  registry: r.example\n  username: u\n  password: p\n  allowed: ['*']\n"
+        "  realms: [Auth.Example.com, '127.0.0.1:5001', '[::1]:8443']\n"
+    )
+    credential = store.resolve("x", github_repository=None, registry="r.example")
+    assert credential.realms == ["auth.example.com", "127.0.0.1:5001", "[::1]:8443"]
 
 
 def test_missing_file_and_empty_file(tmp_path: Path) -> None:
@@ -162,3 +229,30 @@ def test_identity_changes_with_secret_and_is_empty_when_anonymous() -> None:
 )
 def test_registry_spellings(a: str, b: str) -> None:
     assert normalize_registry(a) == normalize_registry(b)
+
+
+async def test_a_broken_ca_file_is_reported_without_its_path(
+    write_credentials: Callable[[str], CredentialStore],
+    make_scanner: Callable[..., RegistryScanner],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The check run says whose CA file is broken; only the operator's log says where."""
+    ca_file = tmp_path / "operator-only" / "ca.pem"
+    ca_file.parent.mkdir()
+    ca_file.write_text("not a certificate\n")
+    store = write_credentials(
+        f"ca:\n  registry: r.example\n  caFile: {ca_file}\n  allowed: ['*']\n"
+    )
+    image = "r.example/team/app"
+    with pytest.raises(RegistryError) as info:
+        await make_scanner(store).scan(
+            image_repository_config(image, credentials="ca"), github_repository="org/a"
+        )
+    message = str(info.value)
+    assert message == (
+        f"{image}: the CA file of credentials 'ca' cannot be loaded; ask the operator of this "
+        "bot to fix it"
+    )
+    assert str(tmp_path) not in message
+    assert str(ca_file) in caplog.text
