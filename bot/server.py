@@ -129,10 +129,17 @@ def _budget(environ: Mapping[str, str]) -> PlanBudget:
 def _registry_limits(environ: Mapping[str, str]) -> ClientSettings:
     """How far one scan may page (a registry can't make it endless)."""
     default = ClientSettings()
+
+    def positive(name: str, value: int) -> int:
+        chosen = int(_number(environ, name, value))
+        if chosen < 1:
+            raise SetupError(f"{name} must be at least 1")
+        return chosen
+
     return replace(
         default,
-        max_pages=int(_number(environ, "REGISTRY_MAX_PAGES", default.max_pages)) or 1,
-        max_tags=int(_number(environ, "REGISTRY_MAX_TAGS", default.max_tags)) or 1,
+        max_pages=positive("REGISTRY_MAX_PAGES", default.max_pages),
+        max_tags=positive("REGISTRY_MAX_TAGS", default.max_tags),
     )
 
 

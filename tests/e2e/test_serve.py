@@ -98,7 +98,13 @@ async def test_installing_the_app_opens_the_pr_with_a_private_registry(
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("WEBHOOK_SECRET", None), ("DATABASE_URL", "postgres://db/bot")],
+    [
+        ("WEBHOOK_SECRET", None),
+        ("DATABASE_URL", "postgres://db/bot"),
+        ("REGISTRY_MAX_PAGES", "0"),
+        ("AUTOMATION_MAX_SECONDS", "soon"),
+        ("WORKERS", "-1"),
+    ],
 )
 def test_an_unusable_environment_is_a_clear_error(tmp_path, github_sim, app_key, variable, value):
     """No WEBHOOK_SECRET, or a DATABASE_URL it cannot use: exit 2 and say which."""
