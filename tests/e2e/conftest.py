@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.e2e.served import Served
+from tests.e2e.served import Served, serving
 from tests.manifests import deployment, podinfo_config
 from tests.registryharness.push import Pusher
 from tests.registryharness.registry_proc import start_registry
@@ -41,13 +41,8 @@ def image(registry, request):
 
 @pytest.fixture
 async def bot(tmp_path, github_sim, app_key):
-    served = Served(tmp_path, github_sim, app_key)
-    await served.start()
-    try:
+    async with serving(tmp_path, github_sim, app_key) as served:
         yield served
-    finally:
-        code = await served.stop()
-        assert code == 0, served.text()[-4000:]
 
 
 def config(

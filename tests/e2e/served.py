@@ -9,11 +9,13 @@ production: deliveries signed by the simulator, the REST API, the registry.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -131,3 +133,15 @@ class Served:
             return self.text().count(fragment) >= count
 
         await self.wait_until(logged, what=f"{fragment!r} in the log")
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, github_sim, app_key, **env: str) -> AsyncIterator[Served]:
+    """The bot running with `env` on top of the defaults; it must stop cleanly (exit 0)."""
+    served = Served(tmp_path, github_sim, app_key, extra_env=env)
+    await served.start()
+    try:
+        yield served
+    finally:
+        code = await served.stop()
+        assert code == 0, served.text()[-4000:]

@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 
 from bot.web import MAX_BODY_BYTES
-from tests.e2e.served import SECRET, Served
+from tests.e2e.served import SECRET, Served, serving
 from tests.test_store import unwritable
 from tests.test_webhook_payloads import HOSTILE, JUNK_BUT_VALID, JUNK_NAMES, example
 
@@ -74,15 +74,9 @@ def read(bot: Served, sql: str) -> list[tuple]:
 @pytest.fixture
 async def bot(tmp_path, github_sim, app_key):
     # The database in a directory of its own, so that it can be made unwritable alone.
-    served = Served(
-        tmp_path, github_sim, app_key, extra_env={"DATABASE_URL": f"sqlite:///{tmp_path}/db/bot.db"}
-    )
-    await served.start()
-    try:
+    database = f"sqlite:///{tmp_path}/db/bot.db"
+    async with serving(tmp_path, github_sim, app_key, DATABASE_URL=database) as served:
         yield served
-    finally:
-        code = await served.stop()
-        assert code == 0, served.text()[-4000:]
     assert "Traceback" not in served.text()
 
 

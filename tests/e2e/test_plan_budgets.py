@@ -8,7 +8,7 @@ import pytest
 
 from bot.config import CONFIG_PATH
 from tests.e2e.conftest import REPOSITORY, config, install, manifest
-from tests.e2e.served import Served
+from tests.e2e.served import serving
 from tests.manifests import MARKER
 
 pytestmark = pytest.mark.e2e
@@ -17,12 +17,8 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 async def limited(tmp_path, github_sim, app_key, request):
     """The bot with the budget settings the test's parameters give."""
-    served = Served(tmp_path, github_sim, app_key, extra_env=request.param)
-    await served.start()
-    try:
+    async with serving(tmp_path, github_sim, app_key, **request.param) as served:
         yield served
-    finally:
-        assert await served.stop() == 0, served.text()[-4000:]
 
 
 def _errors(check: dict) -> list[str]:
