@@ -29,13 +29,13 @@ from bot.update.prbody import (
     too_long,
 )
 from bot.update.result import Result
+from bot.update.template_data import template_data
 from bot.update.templates import (
     COMMIT_MESSAGE,
     DEFAULT_COMMIT_MESSAGE,
     PR_TITLE,
     TemplateError,
     render_template,
-    template_data,
 )
 
 log = logging.getLogger(__name__)

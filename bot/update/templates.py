@@ -1,11 +1,14 @@
 """Commit messages, PR titles and bodies: Jinja2 in a sandbox over Flux's template data.
 
-The data mirrors Flux's (flux-behaviour §5.3–5.4) with Go's field names, so
-``{{ change.OldValue }}`` works as ``{{ $change.OldValue }}`` did. Templates come
-from repository configs, i.e. from strangers: rendering happens in Jinja2's
-immutable sandbox, without access to files, the environment or Python
-internals, with ``include``/``import``/``extends`` refused and the size of
-every string produced bounded. Every failure is a `TemplateError`.
+The data (`bot.update.template_data`) mirrors Flux's with Go's field names.
+Templates come from repository configs, i.e. from strangers: rendering happens
+in Jinja2's immutable sandbox, without access to files, the environment or
+Python internals, with ``include``/``import``/``extends`` refused. The sandbox
+guards secrets, not resources, and ``serve`` is one process for every
+installation, so every value a template makes is also bounded before it is made
+(`bot.update.template_limits`), and the lines it runs are counted against
+`MAX_TEMPLATE_STEPS` (docs/templates.md, "Limits"). Every failure is a
+`TemplateError`.
 
 Choices where Flux's Go templates behave differently:
 
@@ -18,33 +21,64 @@ Choices where Flux's Go templates behave differently:
 
 from __future__ import annotations
 
-import hashlib
+import math
 import sys
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from types import FrameType
+from functools import update_wrapper
+from types import BuiltinMethodType, FrameType, MethodType
 from typing import Any
 
-from jinja2 import BaseLoader, Template, TemplateNotFound, TemplateSyntaxError, Undefined, nodes
+from jinja2 import (
+    BaseLoader,
+    Template,
+    TemplateNotFound,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+)
 from jinja2.compiler import CodeGenerator
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter, SecurityError
+from markupsafe import EscapeFormatter, Markup
 
-from bot.policy.model import LatestRef
-from bot.update.result import Change as ResultChange
-from bot.update.result import ObjectId as ResultObjectId
-from bot.update.result import Result
+from bot.update.template_limits import (
+    ALLOWANCE,
+    ESCAPE_GROWTH,
+    ITEM_WORK,
+    MAX_VALUE_SIZE,
+    Allowance,
+    binds,
+    bounded_filter,
+    bounded_json_dumps,
+    check_bits,
+    check_items,
+    check_text,
+    format_size,
+    grows_as_power,
+    join_items,
+    joined_size,
+    made,
+    markdown_code,
+    method_size,
+    printf_size,
+    repr_size,
+    sha256sum,
+    spend,
+    text_size,
+)
 
 DEFAULT_COMMIT_MESSAGE = "Update from image update automation"
 #: GitHub refuses PR bodies over 65536 characters; every text we render stays below.
 MAX_OUTPUT_CHARS = 64 * 1024
-_MAX_RANGE = 10_000
-_TEMPLATE_FILENAME = "<template>"
 #: Lines of compiled template code one render may execute: bounds CPU time (a
 #: loop over a loop over a long string prints nothing yet never ends) without
 #: a clock, so the same template always fails or succeeds the same way.
 MAX_TEMPLATE_STEPS = 1_000_000
+_MAX_RANGE = 10_000
+_TEMPLATE_FILENAME = "<template>"
+#: Output chunks kept before they are joined: one-character chunks cost ~50 bytes each.
+_OUTPUT_CHUNKS = 1024
 
 
 #: The templates of an automation, by the name problems give them (their config field).
@@ -64,89 +98,6 @@ class TemplateError(Exception):
 
     def __str__(self) -> str:
         return f"{self.name}:{self.line}: {self.message}"
-
-
-# --- the data, with Go's field names --------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AutomationObject:
-    Namespace: str
-    Name: str
-
-    def __str__(self) -> str:
-        return f"{self.Namespace}/{self.Name}"
-
-
-@dataclass(frozen=True)
-class ObjectId:
-    APIVersion: str
-    Kind: str
-    Namespace: str
-    Name: str
-
-    def __str__(self) -> str:
-        return f"{self.Kind}/{self.Namespace}/{self.Name}"
-
-
-@dataclass(frozen=True)
-class Change:
-    OldValue: str
-    NewValue: str
-    Setter: str
-
-    def __str__(self) -> str:
-        return f"{self.OldValue} -> {self.NewValue}"
-
-
-@dataclass(frozen=True)
-class Changed:
-    """Flux's ``.Changed``: ``FileChanges``, ``Objects`` and ``Changes`` (the latter two
-    are methods in Go, called implicitly; here they are plain attributes)."""
-
-    FileChanges: dict[str, dict[ObjectId, list[Change]]]
-    Objects: dict[ObjectId, list[Change]]
-    Changes: list[Change]
-
-    def __bool__(self) -> bool:
-        return bool(self.Changes)
-
-
-def _object_id(obj: ResultObjectId) -> ObjectId:
-    return ObjectId(obj.api_version, obj.kind, obj.namespace, obj.name)
-
-
-def _changes(changes: list[ResultChange]) -> list[Change]:
-    return [Change(c.old_value, c.new_value, c.setter) for c in changes]
-
-
-def template_data(
-    *,
-    automation: str,
-    result: Result,
-    values: Mapping[str, str],
-    observed_policies: Mapping[str, LatestRef],
-    repository: str,
-) -> dict[str, Any]:
-    """The names a template sees; ``automation`` is ``"namespace/name"``."""
-    namespace, _, name = automation.rpartition("/")
-    changed = Changed(
-        FileChanges={
-            path: {_object_id(obj): _changes(changes) for obj, changes in objects}
-            for path, objects in result.sorted_files()
-        },
-        Objects={_object_id(obj): _changes(changes) for obj, changes in result.objects().items()},
-        Changes=_changes(result.changes()),
-    )
-    return {
-        "AutomationObject": AutomationObject(namespace, name),
-        "Changed": changed,
-        "Values": dict(values),
-        "ObservedPolicies": {
-            policy: ref.to_json() for policy, ref in sorted(observed_policies.items())
-        },
-        "Repository": repository,
-    }
 
 
 # --- the sandbox ----------------------------------------------------------------------------
@@ -173,19 +124,29 @@ class _Undefined(Undefined):
         return iter(())
 
 
-def _bounded(value: Any) -> Any:
-    if isinstance(value, str | list | tuple) and len(value) > MAX_OUTPUT_CHARS:
-        raise SecurityError(f"a value longer than {MAX_OUTPUT_CHARS} characters was produced")
-    return value
-
-
 class _BoundedCodeGenerator(CodeGenerator):
-    """Routes ``~`` through the environment so concatenations are size-checked too."""
+    """Routes ``~`` and slices through the environment, so they are bounded too."""
 
     def visit_Concat(self, node: nodes.Concat, frame) -> None:  # noqa: ANN001
         self.write("environment.bounded_join((")
         for arg in node.nodes:
             self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    def visit_Getitem(self, node: nodes.Getitem, frame) -> None:  # noqa: ANN001
+        if not isinstance(node.arg, nodes.Slice):
+            super().visit_Getitem(node, frame)
+            return
+        # Jinja writes ``x[a:b]`` straight into Python; a copy is work like any other.
+        self.write("environment.bounded_slice(")
+        self.visit(node.node, frame)
+        self.write(", slice(")
+        for part in (node.arg.start, node.arg.stop, node.arg.step):
+            if part is None:
+                self.write("None")
+            else:
+                self.visit(part, frame)
             self.write(", ")
         self.write("))")
 
@@ -199,9 +160,45 @@ def _safe_range(*args: int) -> range:
 
 def _printable(value: Any) -> Any:
     """Functions, methods and classes print as nothing: their repr would leak internals."""
+    if isinstance(value, str):
+        return value
     if isinstance(value, Undefined):
         return value  # printing decides: "" when missing, an error when refused
-    return "" if callable(value) else value
+    if callable(value):
+        return ""
+    size = text_size(value)  # str(value) comes next: know its size first
+    check_text(size, "printing this value")
+    spend(size)
+    return value
+
+
+class _BoundedFormatter(SandboxedFormatter):
+    """``str.format`` with every field's size worked out before it is formatted."""
+
+    def __init__(self, env: ImmutableSandboxedEnvironment, **kwargs: Any) -> None:
+        super().__init__(env, **kwargs)
+        self._grow = ESCAPE_GROWTH if "escape" in kwargs else 1
+        self._size = 0
+
+    def vformat(self, format_string: str, args: Any, kwargs: Any) -> str:
+        self._size = len(format_string)
+        return super().vformat(format_string, args, kwargs)
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion == "s":
+            check_text(text_size(value), "str.format")
+        elif conversion in ("r", "a"):
+            check_text(repr_size(value) * (10 if conversion == "a" else 1), "str.format")
+        return super().convert_field(value, conversion)
+
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        self._size += format_size(value, format_spec) * self._grow
+        check_text(self._size, "str.format")
+        return super().format_field(value, format_spec)
+
+
+class _BoundedEscapeFormatter(_BoundedFormatter, EscapeFormatter):
+    pass
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
@@ -217,58 +214,111 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             finalize=_printable,
         )
         self.globals = {"range": _safe_range, "dict": dict, "namespace": self.globals["namespace"]}
-        self.filters = {
-            name: _size_checked(f, check_numbers=name in _AMPLIFYING_FILTERS)
-            for name, f in self.filters.items()
-        }
-        self.filters["sha256sum"] = _sha256sum
-        self.filters["md_code"] = _markdown_code
+        self.filters["sha256sum"] = sha256sum
+        self.filters["md_code"] = markdown_code
+        self.filters = {name: bounded_filter(name, f, self) for name, f in self.filters.items()}
+        self.policies["json.dumps_function"] = bounded_json_dumps
 
     def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:  # noqa: ANN001
+        what = f"'{operator}'"
         if operator == "*":
             for seq, count in ((left, right), (right, left)):
-                sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
-                if sized and len(seq) * count > MAX_OUTPUT_CHARS:
-                    raise SecurityError(f"repetition beyond {MAX_OUTPUT_CHARS} items")
-        if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError("exponents are limited to 64")
-        return _bounded(super().call_binop(context, operator, left, right))
+                if isinstance(seq, str | bytes) and isinstance(count, int):
+                    check_text(len(seq) * max(count, 0), what)
+                elif isinstance(seq, list | tuple) and isinstance(count, int):
+                    check_items(len(seq) * max(count, 0), what)
+            if isinstance(left, int) and isinstance(right, int):
+                check_bits(left.bit_length() + right.bit_length(), what)
+        elif operator == "+":
+            if isinstance(left, str | bytes) and isinstance(right, str | bytes):
+                check_text(joined_size((left, right)), what)
+            elif isinstance(left, list | tuple) and isinstance(right, list | tuple):
+                check_items(len(left) + len(right), what)
+            elif isinstance(left, int) and isinstance(right, int):
+                check_bits(max(left.bit_length(), right.bit_length()) + 1, what)
+        elif operator == "%" and isinstance(left, str | bytes):
+            check_text(printf_size(left, right, escaping=isinstance(left, Markup)), what)
+        elif operator == "**" and grows_as_power(left, right):
+            check_bits(math.ceil(math.log2(abs(left)) * right) + 1, what)
+        return made(super().call_binop(context, operator, left, right), what)
 
     def call(self, context, obj, /, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN001
-        return _bounded(super().call(context, obj, *args, **kwargs))
+        receiver = getattr(obj, "__self__", None)
+        name = getattr(obj, "__name__", None) or "a function"
+        if isinstance(obj, BuiltinMethodType | MethodType) and isinstance(
+            receiver, str | bytes | int
+        ):
+            what = f"{type(receiver).__name__}.{name}"
+            if name == "join" and isinstance(receiver, str | bytes) and len(args) == 1:
+                args = (join_items(receiver, args[0], what),)
+            elif (size := method_size(receiver, name)) is not None:
+                try:
+                    check_text(size(receiver, *args, **kwargs), what)
+                except TypeError:
+                    if binds(size, (receiver, *args), kwargs):
+                        raise
+                    # Wrong arguments: the method itself says what is wrong.
+        else:
+            what = f"calling {name}"
+        return made(super().call(context, obj, *args, **kwargs), what)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Jinja's sandboxed ``str.format``/``format_map``, with fields sized first."""
+        if not isinstance(value, MethodType | BuiltinMethodType) or value.__name__ not in (
+            "format",
+            "format_map",
+        ):
+            return None
+        receiver = value.__self__
+        if not isinstance(receiver, str):
+            return None
+        formatter: _BoundedFormatter
+        if isinstance(receiver, Markup):
+            formatter = _BoundedEscapeFormatter(self, escape=receiver.escape)
+        else:
+            formatter = _BoundedFormatter(self)
+        is_map = value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs:
+                    raise TypeError("format_map() takes no keyword arguments")
+                if len(args) != 1:
+                    raise TypeError(f"format_map() takes exactly one argument ({len(args)} given)")
+                kwargs, args = args[0], ()
+            return type(receiver)(formatter.vformat(receiver, args, kwargs))
+
+        return update_wrapper(wrapper, value)
+
+    @staticmethod
+    def concat(parts: Iterable[str]) -> str:  # type: ignore[override]
+        """The output of a macro, a block or ``{% set %}...{% endset %}``, as one text."""
+        pieces: list[str] = []
+        size = 0
+        for part in parts:
+            size += len(part)
+            if size > MAX_VALUE_SIZE:
+                check_text(size, "a block's output")
+            pieces.append(part)
+        return made("".join(pieces), "a block's output")
 
     @staticmethod
     def bounded_join(parts: tuple) -> str:
-        return _bounded("".join(str(part) for part in parts))
+        size = 0
+        for part in parts:
+            size += text_size(part, max(MAX_VALUE_SIZE - size, 0))
+            check_text(size, "'~'")
+        return made("".join(str(part) for part in parts), "'~'")
 
-
-#: Filters whose numeric argument multiplies the output (``"x" | center(10**9)``).
-_AMPLIFYING_FILTERS = frozenset({"center", "indent", "wordwrap", "batch", "slice"})
-
-
-def _sha256sum(value: Any) -> str:
-    """Sprig's ``sha256sum``, used by Flux's Gerrit Change-Id example."""
-    return hashlib.sha256(str(value).encode()).hexdigest()
-
-
-def _markdown_code(value: Any) -> str:
-    """Text safe inside a Markdown table cell's code span (no backtick, pipe or newline)."""
-    text = " ".join(str(value).splitlines())
-    return text.replace("`", "'").replace("|", "\\|")
-
-
-def _size_checked(function, *, check_numbers: bool):  # noqa: ANN001, ANN202 - any Jinja filter
-    def checked(*args: Any, **kwargs: Any) -> Any:
-        if check_numbers:
-            for value in list(args[1:]) + list(kwargs.values()):
-                if isinstance(value, int) and value > MAX_OUTPUT_CHARS:
-                    raise SecurityError(f"a width or count above {MAX_OUTPUT_CHARS}")
-        return _bounded(function(*args, **kwargs))
-
-    for attr in ("jinja_pass_arg",):  # keep Jinja's pass_context/pass_environment markers
-        if hasattr(function, attr):
-            setattr(checked, attr, getattr(function, attr))
-    return checked
+    @staticmethod
+    def bounded_slice(obj: Any, key: slice) -> Any:
+        if isinstance(obj, str | bytes | list | tuple):
+            try:
+                length = len(range(*key.indices(len(obj))))
+            except (TypeError, ValueError):
+                length = 0  # the slice itself fails
+            spend(length * (1 if isinstance(obj, str | bytes) else ITEM_WORK))
+        return obj[key]
 
 
 _SANDBOX = _Sandbox()
@@ -285,20 +335,27 @@ def render_template(
 ) -> str:
     """Render ``source`` with ``data``; any failure is a `TemplateError` naming ``name`` and a line."""
     template = _compile(source, name)
+    output: list[str] = []
+    pending: list[str] = []
+    size = 0
+    allowance = ALLOWANCE.set(Allowance())
     try:
-        output: list[str] = []
-        size = 0
         with _step_budget(MAX_TEMPLATE_STEPS):
             for chunk in template.generate(dict(data)):
                 size += len(chunk)
                 if size > max_chars:
                     raise SecurityError(f"output is longer than {max_chars} characters")
-                output.append(chunk)
+                pending.append(chunk)
+                if len(pending) >= _OUTPUT_CHUNKS:
+                    output.append("".join(pending))
+                    pending.clear()
     except TemplateSyntaxError as exc:
         raise TemplateError(name, exc.lineno or 1, exc.message or "syntax error") from None
     except Exception as exc:  # noqa: BLE001 - a template must never crash the bot
         raise TemplateError(name, _template_line(exc), _describe(exc)) from None
-    return "".join(output)
+    finally:
+        ALLOWANCE.reset(allowance)
+    return "".join(output) + "".join(pending)
 
 
 def check_template(source: str, *, name: str) -> None:

@@ -62,3 +62,8 @@ def install(bot: Served, files: dict[str, bytes]) -> str:
     head = bot.sim.create_repository(REPOSITORY, files=files)
     bot.sim.create_installation(bot.app_id, account="octo-org", repositories=[REPOSITORY])
     return head
+
+
+def line_of(text: str, fragment: str) -> int:
+    """The 1-based number of the first line of `text` holding `fragment`."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)

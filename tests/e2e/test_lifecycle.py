@@ -11,17 +11,13 @@ import pytest
 
 from bot.config import CONFIG_PATH
 from bot.update.prbody import MAX_BODY_CHARS, PullRequestState
-from tests.e2e.conftest import REPOSITORY, config, install, manifest
+from tests.e2e.conftest import REPOSITORY, config, install, line_of, manifest
 from tests.e2e.served import Served
 from tests.githubsim.gitstore import MODE_SYMLINK
 from tests.manifests import podinfo_config
 from tests.registryharness.registry_proc import free_port, start_basic_auth_registry
 
 pytestmark = pytest.mark.e2e
-
-
-def line_of(text: str, fragment: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
 
 
 # -- a. policy errors are annotated at the policy ---------------------------------------

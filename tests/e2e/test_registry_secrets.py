@@ -18,6 +18,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import CONFIG_PATH
+from tests.e2e.conftest import line_of
 from tests.e2e.served import Served
 from tests.manifests import deployment, podinfo_config
 from tests.registry.edges import Edge, challenge
@@ -33,10 +34,6 @@ SECRETS = (
     base64.b64encode(PASSWORD.encode()).decode(),
 )
 PATH = "team/private"
-
-
-def line_of(text: str, fragment: str) -> int:
-    return next(i for i, line in enumerate(text.splitlines(), 1) if fragment in line)
 
 
 async def test_a_hostile_realm_gets_no_credentials_and_check_runs_show_nothing_internal(
