@@ -23,7 +23,8 @@ from bot.update.prbody import (
 )
 from bot.update.result import Change, ObjectId, Result
 from bot.update.template_data import template_data
-from bot.update.template_limits import MAX_TEMPLATE_WORK, MAX_VALUE_SIZE, markdown_code, sha256sum
+from bot.update.template_filters import markdown_code, sha256sum
+from bot.update.template_limits import MAX_TEMPLATE_WORK, MAX_VALUE_SIZE
 from bot.update.templates import (
     DEFAULT_COMMIT_MESSAGE,
     MAX_OUTPUT_CHARS,

@@ -42,15 +42,19 @@ from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter, SecurityError
 from markupsafe import EscapeFormatter, Markup
 
+from bot.update.template_filters import (
+    binds,
+    bounded_filter,
+    bounded_json_dumps,
+    markdown_code,
+    sha256sum,
+)
 from bot.update.template_limits import (
     ALLOWANCE,
     ESCAPE_GROWTH,
     ITEM_WORK,
     MAX_VALUE_SIZE,
     Allowance,
-    binds,
-    bounded_filter,
-    bounded_json_dumps,
     check_bits,
     check_items,
     check_text,
@@ -59,11 +63,9 @@ from bot.update.template_limits import (
     join_items,
     joined_size,
     made,
-    markdown_code,
     method_size,
     printf_size,
     repr_size,
-    sha256sum,
     spend,
     text_size,
 )
