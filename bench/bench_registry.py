@@ -22,6 +22,8 @@ import aiohttp  # noqa: E402
 
 from bot.config import DEFAULT_REPOSITORY_INTERVAL  # noqa: E402
 from bot.policy import PolicySpec, evaluate  # noqa: E402
+from bot.policy.evaluate import rank_inline  # noqa: E402
+from bot.rankings import RankingCache  # noqa: E402
 from bot.registry.credentials import CredentialStore  # noqa: E402
 from bot.registry.scanner import RegistryScanner  # noqa: E402
 from bot.registry.source import RegistryTagSource  # noqa: E402
@@ -118,13 +120,32 @@ async def shared_image(host: str, repositories: int = 200) -> dict[str, Any]:
         for _ in range(3):
             before = sum(scanner.request_counts.values())
             started = time.perf_counter()
-            await asyncio.gather(
+            results = await asyncio.gather(
                 *(scanner.scan(c, github_repository=f"org/r{i}") for i, c in enumerate(configs))
             )
             elapsed = time.perf_counter() - started
             per_interval.append((sum(scanner.request_counts.values()) - before, elapsed))
             clock.now += DEFAULT_REPOSITORY_INTERVAL + 1
-    return {"repositories": repositories, "per_interval": per_interval}
+    # The policy CPU each repository spends on the shared tag list: alone, and as `serve`
+    # does it, through one RankingCache (bot/rankings.py).
+    policy = PolicySpec(kind="semver", semver_range=">=1.0.0")
+    cpu = {}
+    for label, cache in (("each its own", None), ("shared rankings", RankingCache())):
+        started = time.process_time()
+        for result in results:
+            if cache is None:
+                await evaluate(policy, "bench/tenk", result.tags)
+            else:
+                await evaluate(policy, "bench/tenk", result.tags, rank=_sharing(cache))
+        cpu[label] = (time.process_time() - started) / repositories
+    return {"repositories": repositories, "per_interval": per_interval, "policy_cpu": cpu}
+
+
+def _sharing(cache: RankingCache):
+    async def rank(spec, tags):
+        return await cache.rank(spec, tags, rank_inline)
+
+    return rank
 
 
 async def main() -> SimpleNamespace:
@@ -171,6 +192,8 @@ def report(results: SimpleNamespace) -> str:
     lines += ["", f"{results.shared['repositories']} repositories, one image:"]
     for i, (count, elapsed) in enumerate(results.shared["per_interval"], 1):
         lines.append(f"- interval {i}: {count} registry request(s), {elapsed * 1000:.0f} ms")
+    for label, seconds in results.shared["policy_cpu"].items():
+        lines.append(f"- policy CPU per repository, {label}: {seconds * 1000:.2f} ms")
     return "\n".join(lines)
 
 

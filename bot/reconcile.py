@@ -46,6 +46,7 @@ from bot.policy.evaluate import Ranking, rank_tags
 from bot.policy.model import PolicyError, PolicySpec
 from bot.problems import Problem
 from bot.pullrequest import Outcome, Proposal
+from bot.rankings import RankingCache
 from bot.scheduler import RetryLater
 from bot.store import RepositoryRecord, Store
 from bot.workers import WallTimeExceeded, WorkerLost, Workers
@@ -73,6 +74,8 @@ class Deps:
     workers: Workers = field(default_factory=Workers)
     #: What one automation may cost per run (`serve`: the operator's settings).
     budget: PlanBudget = UNLIMITED
+    #: Tag rankings, computed once per (policy spec, tag list) for every repository.
+    rankings: RankingCache = field(default_factory=RankingCache)
 
 
 @dataclass
@@ -225,6 +228,10 @@ class _Run:
         self.outcome.problems.extend(self.observation.errors.values())
 
     async def _rank_tags(self, spec: PolicySpec, tags: Sequence[str]) -> Ranking:
+        """The ranking of a tag list: shared by every repository that asks for it."""
+        return await self.deps.rankings.rank(spec, tags, self._rank_in_worker)
+
+    async def _rank_in_worker(self, spec: PolicySpec, tags: Sequence[str]) -> Ranking:
         """Filtering and sorting a tag list (up to 100,000 tags) in a worker."""
         seconds = self.deps.budget.max_seconds
         try:

@@ -638,3 +638,17 @@ async def test_a_lost_database_does_not_repropose_what_a_person_declined(world):
     (new,) = world.open_pulls()
     assert outcome.automations["podinfo-update"] == f"opened #{new['number']}"
     assert world.sim.read_file(REPO, BRANCH, DEPLOY_PATH) == deployment("5.0.4")
+
+
+# -- shared work -----------------------------------------------------------------------
+
+
+async def test_repositories_on_one_image_share_its_ranking(world):
+    """Through the reconcile: a second repository with the same policy ranks nothing."""
+    other = "octo-org/other"
+    world.add_repository(other, podinfo_files("5.0.0"))
+    await world.reconcile()
+    assert world.deps.rankings.computed == 1
+    outcome = await world.reconcile(other)
+    assert outcome.automations == {"podinfo-update": "opened #1"}
+    assert world.deps.rankings.computed == 1
