@@ -11,26 +11,29 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot import localtree
 from bot.config import CONFIG_PATH, Config, load_config
 from bot.planner import (
     AutomationPlan,
     Observation,
-    automation_paths,
+    ignored_file_problem,
     observe_policies,
     plan_automation,
 )
 from bot.problems import Problem
-from bot.registry.addresses import registry_session
-from bot.registry.credentials import CredentialStore
-from bot.registry.errors import RegistryError
-from bot.registry.scanner import RegistryScanner
-from bot.registry.source import RegistryTagSource
 from bot.snapshot import SnapshotError, SnapshotTagSource
+from bot.update import UpdateError
+from bot.update.files import candidate_filter, normalise_update_path
+
+if TYPE_CHECKING:
+    from bot.registry.credentials import CredentialStore
+
+# The registry client (aiohttp and the rest) is imported only when a plan scans
+# registries: `plan --tags` and `check-config` never load it (tests/cli/test_plan_imports.py).
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -92,12 +95,29 @@ def check_config(path: Path, *, out: TextIO, err: TextIO) -> int:
     if errors:
         print(f"{len(errors)} error(s) in {config_file}", file=err)
         return EXIT_CONFIG
+    if path.is_dir():  # the repository is at hand: say what a plan would warn about
+        named_files = _update_paths_that_are_files(path, config)
+        for problem in _ignored_update_files(config, named_files):
+            print(f"warning: {problem}", file=err)
     print(
         f"{config_file}: ok ({len(config.repositories)} image repositories, "
         f"{len(config.policies)} policies, {len(config.automations)} automations)",
         file=out,
     )
     return EXIT_OK
+
+
+def _update_paths_that_are_files(root: Path, config: Config) -> set[str]:
+    """The automations' update paths (repo-relative) that name a file under ``root``."""
+    found = set()
+    for automation in config.automations.values():
+        try:
+            rel = normalise_update_path(automation.update_path)
+        except UpdateError:
+            continue
+        if rel and (root / rel).is_file():
+            found.add(rel)
+    return found
 
 
 def plan(
@@ -177,6 +197,9 @@ def _snapshot_source(tags_file: Path, *, err: TextIO) -> SnapshotTagSource | Non
 
 def _credentials(*, err: TextIO) -> CredentialStore | None:
     """Operator credentials from ``REGISTRY_CREDENTIALS`` (design §7); none is fine."""
+    from bot.registry.credentials import CredentialStore
+    from bot.registry.errors import RegistryError
+
     try:
         return CredentialStore.load(os.environ.get("REGISTRY_CREDENTIALS") or None)
     except RegistryError as exc:
@@ -185,6 +208,10 @@ def _credentials(*, err: TextIO) -> CredentialStore | None:
 
 
 async def _observe_registries(config: Config, credentials: CredentialStore) -> Observation:
+    from bot.registry.addresses import registry_session
+    from bot.registry.scanner import RegistryScanner
+    from bot.registry.source import RegistryTagSource
+
     # No address policy (issue 8 §2 is for `serve`): whoever runs a plan picked its
     # registries, and one on localhost:5000 must work.
     async with registry_session(None) as session:
@@ -196,12 +223,8 @@ async def _observe_registries(config: Config, credentials: CredentialStore) -> O
 def _plan_all(
     root: Path, config: Config, observation: Observation
 ) -> tuple[list[AutomationPlan], list[Problem]]:
-    """Every automation's plan over the files under ``root``, and the files' read warnings."""
-    all_paths = localtree.list_files(root)
-    wanted = sorted(
-        {p for a in config.automations.values() for p in automation_paths(a, all_paths)}
-    )
-    files, read_warnings = localtree.read_candidates(root, wanted)
+    """Every automation's plan over the files under ``root``, and the files' warnings."""
+    files, read_warnings = _read_tree(root, config)
     plans = [
         plan_automation(
             config, config.automations[name], observation, files, repository=root.resolve().name
@@ -209,6 +232,45 @@ def _plan_all(
         for name in sorted(config.automations)
     ]
     return plans, read_warnings
+
+
+def _read_tree(root: Path, config: Config) -> tuple[dict[str, bytes], list[Problem]]:
+    """The marked files any automation reads, in one walk; and the warnings about them.
+
+    Besides the files that cannot be read, a warning for each automation whose
+    update.path names a file that Flux's name filter never updates.
+    """
+    filters = []
+    update_roots = set()
+    for automation in config.automations.values():
+        try:
+            filters.append(candidate_filter(automation.update_path))
+            update_roots.add(normalise_update_path(automation.update_path))
+        except UpdateError:
+            continue  # an update.path outside the tree: `plan_automation` reports it
+    named_files: set[str] = set()  # update paths that turned out to be files
+
+    def select(path: str) -> bool:
+        if path in update_roots:
+            named_files.add(path)
+        return any(relative(path) is not None for relative in filters)
+
+    def descend(directory: str) -> bool:
+        """Could anything below ``directory`` be under some update.path?"""
+        inside = directory + "/"
+        return any(
+            top == directory or top.startswith(inside) or directory.startswith(top + "/")
+            for top in update_roots
+        )
+
+    files, warnings = localtree.scan(root, select, descend=None if "" in update_roots else descend)
+    return files, warnings + _ignored_update_files(config, named_files)
+
+
+def _ignored_update_files(config: Config, files: Container[str]) -> list[Problem]:
+    """A warning for each automation whose update.path is one of ``files`` and never updated."""
+    found = (ignored_file_problem(config, a, files) for _, a in sorted(config.automations.items()))
+    return [problem for problem in found if problem is not None]
 
 
 def _plan_json(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,8 +18,9 @@ from bot.config import AutomationConfig, Config, ImagePolicyConfig, ImageReposit
 from bot.policy import LatestRef, evaluate
 from bot.policy.evaluate import RankTags, rank_inline
 from bot.policy.model import DigestLookup
-from bot.problems import Problem, error, warning
+from bot.problems import Problem, Severity, error, warning
 from bot.update import UpdateError, build_setters, candidate_paths, has_marker, update_files
+from bot.update.files import ignored_single_file
 from bot.update.prbody import (
     PullRequestState,
     change_set_id,
@@ -30,13 +31,6 @@ from bot.update.prbody import (
 )
 from bot.update.result import Result
 from bot.update.template_data import template_data
-from bot.update.templates import (
-    COMMIT_MESSAGE,
-    DEFAULT_COMMIT_MESSAGE,
-    PR_TITLE,
-    TemplateError,
-    render_template,
-)
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +173,17 @@ def selected_policies(
     }
 
 
+def ignored_file_problem(
+    config: Config, automation: AutomationConfig, paths: Container[str]
+) -> Problem | None:
+    """A warning at update.path when it names one file of `paths` that Flux never updates."""
+    message = ignored_single_file(paths, automation.update_path)
+    if message is None:
+        return None
+    line = automation.update_path_line or None
+    return config.problem(automation, message, line=line, severity=Severity.WARNING)
+
+
 def automation_paths(automation: AutomationConfig, paths: Iterable[str]) -> list[str]:
     """Repo-relative paths an automation may edit (yaml/yml/Kustomization under update.path)."""
     return [repo_path for repo_path, _rel in candidate_paths(paths, automation.update_path)]
@@ -295,6 +300,15 @@ def plan_automation(
     plan.edited = {to_repo_path[rel]: content for rel, content in outcome.edited.items()}
     if not plan.result:
         return plan  # Flux renders templates only when something changed
+
+    # Jinja2 is loaded only now, when there is something to render.
+    from bot.update.templates import (
+        COMMIT_MESSAGE,
+        DEFAULT_COMMIT_MESSAGE,
+        PR_TITLE,
+        TemplateError,
+        render_template,
+    )
 
     data = template_data(
         automation=f"{config.namespace}/{automation.name}",

@@ -39,6 +39,7 @@ from bot.planner import (
     PlanBudget,
     TagSource,
     automation_paths,
+    ignored_file_problem,
     observe_policies,
     plan_automation,
 )
@@ -365,6 +366,9 @@ class _Run:
         except WorkerLost as exc:
             problem = self.config.problem(automation, f"planning failed: {exc}; it is tried again")
             plan = AutomationPlan.not_planned(automation.name, problem)
+        ignored = ignored_file_problem(self.config, automation, tree.entries)
+        if ignored is not None:
+            plan.warnings.append(ignored)
         return tree, plan
 
     def _status(self, automation: AutomationConfig, result: Outcome) -> str:

@@ -414,6 +414,23 @@ async def test_a_broken_config_is_reported_with_file_and_line_and_nothing_is_wri
     assert len(world.open_pulls()) == 1
 
 
+async def test_a_single_file_update_path_flux_never_updates_is_a_warning_not_an_edit(world):
+    text = podinfo_config(update_path="./clusters/podinfo.yaml.bak")
+    files = {CONFIG_PATH: text.encode(), "clusters/podinfo.yaml.bak": deployment("5.0.0")}
+    world.add_repository("octo-org/bak", files)
+    outcome = await world.reconcile("octo-org/bak")
+    assert outcome.automations == {"podinfo-update": "up to date"}
+    assert world.sim.pulls("octo-org/bak") == []
+    (check,) = world.sim.check_runs("octo-org/bak")
+    (annotation,) = check["annotations"]
+    assert annotation["annotation_level"] == "warning"
+    lines = text.splitlines()
+    assert annotation["start_line"] == 1 + next(
+        i for i, line in enumerate(lines) if "update: {path:" in line
+    )
+    assert "names a file that is never updated" in annotation["message"]
+
+
 async def test_unreadable_config_yaml_is_reported_not_raised(world):
     world.add_repository(
         "octo-org/garbled", {CONFIG_PATH: b"version: 1\nimagePolicies: [\n", "a.yaml": b"a: 1\n"}

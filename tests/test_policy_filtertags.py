@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from bot.config import load_config
 from bot.policy import (
     InvalidPolicyError,
     PolicyError,
     PolicySpec,
+    apply_exclusions,
     compile_policy,
     compile_re2,
     evaluate,
@@ -131,3 +133,81 @@ async def test_empty_key_takes_part_in_ordering():
     spec = PolicySpec("alphabetical", order="desc", filter_pattern="^(a)|(b)$", filter_extract="$2")
     # Flux order is b, a2, a1: "b" -> key "b"; a2 and a1 -> key "", where a1 (later) wins.
     assert (await evaluate(spec, "img", ["a1", "a2", "b"])).tag == "a1"
+
+
+# -- group names: Go's rule, not the RE2 library's (issue 9, Flux difference 5) ------------
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"^(?P<é>[0-9]+)$",  # a letter outside ASCII
+        r"^(?<é>[0-9]+)$",  # the same in the (?<name>) spelling
+        r"^(?P<n٣>[0-9]+)$",  # an Arabic-Indic digit
+        r"^(?P<Ⅻ>[0-9]+)$",  # a letter-like number
+        r"^(?P<ａ>[0-9]+)$",  # a fullwidth letter
+        r"^(?P<ok>a)(?P<ñ>b)$",  # one bad name among good ones
+    ],
+)
+def test_a_non_ascii_group_name_is_refused_as_go_does(pattern):
+    with pytest.raises(InvalidPolicyError) as info:
+        compile_re2(pattern)
+    message = str(info.value)
+    assert message.startswith(f"invalid regular expression pattern '{pattern}': ")
+    assert "invalid named capture group: (?" in message
+    assert "only ASCII letters, digits and _ in a group name" in message
+
+
+def test_the_message_quotes_the_group_as_written():
+    with pytest.raises(InvalidPolicyError, match=r"invalid named capture group: \(\?<é>"):
+        compile_re2(r"(?<é>x)")
+    with pytest.raises(InvalidPolicyError, match=r"invalid named capture group: \(\?P<é>"):
+        compile_re2(r"(?P<é>x)")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "names"),
+    [
+        (r"(?P<num>[0-9]+)", {"num": 1}),
+        (r"(?P<1st>[0-9]+)", {"1st": 1}),  # Go allows a leading digit (Python's re does not)
+        (r"(?P<_>x)(?P<A_9>y)", {"_": 1, "A_9": 2}),
+        (r"(?<name>x)", {"name": 1}),
+        (r"(?P<a>x)|(?P<a>y)", {"a": 1}),  # Go allows a repeated name; the leftmost counts
+        (r"[(?P<é>)]", {}),  # inside a class: characters, not a group
+        (r"\(?P<é>\)", {}),  # an escaped parenthesis opens no group
+    ],
+)
+def test_ascii_group_names_compile(pattern, names):
+    assert dict(compile_re2(pattern).groupindex) == names
+
+
+def test_an_empty_group_name_is_still_refused():
+    with pytest.raises(InvalidPolicyError, match="invalid named capture group"):
+        compile_re2(r"(?P<>x)")
+
+
+def test_the_rule_holds_for_filter_tags_and_exclusion_lists():
+    with pytest.raises(InvalidPolicyError, match="invalid named capture group"):
+        compile_policy(PolicySpec("numerical", filter_pattern=r"^(?P<é>\d+)$", filter_extract="$é"))
+    with pytest.raises(InvalidPolicyError, match=r"^failed to compile regex '\(\?P<é>x\)': "):
+        apply_exclusions(["1"], [r"(?P<é>x)"])
+
+
+def test_the_config_reports_a_non_ascii_group_name_at_its_pattern():
+    config = (
+        "version: 1\n"
+        "imageRepositories:\n"
+        "  - {name: app, image: ghcr.io/x/app}\n"
+        "imagePolicies:\n"
+        "  - name: app\n"
+        "    imageRepositoryRef: app\n"
+        "    filterTags:\n"
+        "      pattern: '^main-(?P<é>[0-9]+)$'\n"
+        "      extract: '$é'\n"
+        "    policy: {numerical: {order: asc}}\n"
+    )
+    _config, problems = load_config(config)
+    (problem,) = problems
+    assert (problem.line, problem.is_error) == (8, True)
+    assert "imagePolicies[0].filterTags.pattern" in problem.message
+    assert "invalid named capture group: (?P<é>" in problem.message

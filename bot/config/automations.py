@@ -10,7 +10,7 @@ from ruamel.yaml.nodes import Node
 from bot.config.checker import Checker, line_of
 from bot.config.grammar import is_valid_branch_name
 from bot.config.model import DEFAULT_AUTOMATION_INTERVAL, UPDATE_STRATEGIES, AutomationConfig
-from bot.update.templates import COMMIT_MESSAGE, PR_BODY, PR_TITLE
+from bot.update.template_names import COMMIT_MESSAGE, PR_BODY, PR_TITLE
 
 FIELDS = (
     "name",
@@ -134,6 +134,7 @@ def _update(check: Checker, node: Node, path: str, automation: AutomationConfig)
             )
         else:
             automation.update_path = normal
+            automation.update_path_line = line_of(update["path"])
 
 
 def _pull_request(check: Checker, node: Node, path: str, automation: AutomationConfig) -> None:

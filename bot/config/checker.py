@@ -23,7 +23,6 @@ from bot.config.model import (
     LabelSelector,
 )
 from bot.problems import Problem, error
-from bot.update.templates import TemplateError, check_template
 
 MAX_REPORTED_ERRORS = 100
 
@@ -294,6 +293,8 @@ class Checker:
         self, node: Node, where: str, name: str, automation: AutomationConfig
     ) -> str | None:
         """A template the sandbox can run (`check_template`); its first line is remembered."""
+        from bot.update.templates import TemplateError, check_template  # Jinja2: only now
+
         text = self.string(node, where)
         if text is None:
             return None

@@ -85,6 +85,7 @@ class AutomationConfig:
     message_template: str | None = None
     message_template_values: dict[str, str] = field(default_factory=dict)
     update_path: str = "."
+    update_path_line: int = 0  # its line in the config, 0 if not given
     strategy: str = UPDATE_STRATEGIES[0]
     policy_selector: LabelSelector | None = None  # None: every policy
     pr_title: str | None = None

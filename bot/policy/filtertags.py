@@ -18,6 +18,9 @@ _LOOKAROUND_HINT = (
     " (RE2, the regex syntax Go and Flux use, has no lookahead or lookbehind;"
     " use anchors ^ and $ and capture groups instead)"
 )
+_GROUP_NAME_HINT = (
+    " (RE2 as Go and Flux use it allows only ASCII letters, digits and _ in a group name)"
+)
 _BACKREFERENCE_HINT = (
     " (RE2, the regex syntax Go and Flux use, has no backreferences such as \\1;"
     " spell the repeated text out or capture it with a group instead)"
@@ -31,12 +34,37 @@ def compile_re2(pattern: str, *, error_prefix: str = "invalid regular expression
     """Compile a Go/RE2 pattern; raises `InvalidPolicyError` naming the pattern.
 
     RE2 rejects Perl-only features (backreferences, lookaround) that Python's
-    ``re`` accepts; the message then says so and what to do instead.
+    ``re`` accepts; the message then says so and what to do instead. Group
+    names follow Go's rule, which the RE2 library is laxer about.
     """
     try:
-        return re2.compile(pattern, _OPTIONS)
+        regex = re2.compile(pattern, _OPTIONS)
     except re2.error as exc:
         raise InvalidPolicyError(f"{error_prefix} '{pattern}': {_reason(exc)}") from None
+    for name in regex.groupindex:
+        if not is_go_capture_name(name):
+            raise InvalidPolicyError(
+                f"{error_prefix} '{pattern}': invalid named capture group: "
+                f"{_capture_text(pattern, name)}{_GROUP_NAME_HINT}"
+            )
+    return regex
+
+
+def is_go_capture_name(name: str) -> bool:
+    """Go's ``regexp/syntax`` rule for a group name: ``[A-Za-z0-9_]+`` (a leading digit is fine).
+
+    The RE2 library takes any Unicode word characters (``(?P<é>x)``); Go, and so
+    Flux, rejects the whole pattern.
+    """
+    return bool(name) and name.isascii() and all(c == "_" or c.isalnum() for c in name)
+
+
+def _capture_text(pattern: str, name: str) -> str:
+    """The group's opening as written, ``(?P<name>`` or ``(?<name>``, for the message."""
+    for opening in (f"(?P<{name}>", f"(?<{name}>"):
+        if opening in pattern:
+            return opening
+    return f"(?P<{name}>"
 
 
 def _reason(exc: Exception) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.update.result import Result
-from bot.update.templates import PR_BODY, render_template
+from bot.update.template_names import PR_BODY
 
 STATE_MARKER = "image-automation-bot:state"
 _STATE_BLOCK = re.compile(rf"<!-- {re.escape(STATE_MARKER)} (\{{.*?\}}) -->", re.DOTALL)
@@ -87,6 +87,8 @@ def render_pr_body(data: Mapping[str, Any], *, body_template: str | None) -> str
     Raises `TemplateError` when a user template fails. It may be longer than
     GitHub takes; `compose_body` fits it.
     """
+    from bot.update.templates import render_template  # Jinja2: only when rendering
+
     source, name = (
         (DEFAULT_BODY_TEMPLATE, "default body")
         if body_template is None

@@ -69,6 +69,9 @@ from bot.update.template_limits import (
     spend,
     text_size,
 )
+from bot.update.template_names import COMMIT_MESSAGE as COMMIT_MESSAGE  # re-exported
+from bot.update.template_names import PR_BODY as PR_BODY
+from bot.update.template_names import PR_TITLE as PR_TITLE
 
 DEFAULT_COMMIT_MESSAGE = "Update from image update automation"
 #: GitHub refuses PR bodies over 65536 characters; every text we render stays below.
@@ -81,12 +84,6 @@ _MAX_RANGE = 10_000
 _TEMPLATE_FILENAME = "<template>"
 #: Output chunks kept before they are joined: one-character chunks cost ~50 bytes each.
 _OUTPUT_CHUNKS = 1024
-
-
-#: The templates of an automation, by the name problems give them (their config field).
-COMMIT_MESSAGE = "messageTemplate"
-PR_TITLE = "pullRequest.title"
-PR_BODY = "pullRequest.bodyTemplate"
 
 
 class TemplateError(Exception):
