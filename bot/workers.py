@@ -1,9 +1,9 @@
 """CPU-heavy work off the event loop: planning and policy ranking in a process pool.
 
 `serve` acknowledges webhooks on its event loop, and GitHub gives up after
-10 s. The setters (ruamel.yaml), Jinja2 and the policy sort are pure Python
-and hold the GIL, so a thread pool would still starve the loop: processes do
-not (bench/bench_hostile.py measures both). Each task runs under a wall-time
+10 s. The setters (Python around libyaml's events), Jinja2 and the policy sort
+hold the GIL, so a thread pool would still starve the loop: processes do not
+(bench/bench_hostile.py measures both, with the setters of before issue 9). Each task runs under a wall-time
 budget enforced inside its worker by SIGALRM, which interrupts pure-Python
 work between bytecodes and leaves the worker alive for the next task.
 

@@ -64,7 +64,8 @@ def test_invalid_utf8_names_the_line() -> None:
     [
         (
             f"a: [unclosed\nimage: x {M}\n",
-            "broken.yaml:2: skipped: not a YAML file the setters can read: expected ',' or ']'",
+            "broken.yaml:2: skipped: not a YAML file the setters can read: "
+            "did not find expected ',' or ']'",
         ),
         (
             f"%YAML 1.1\n---\nimage: x {M}\n",

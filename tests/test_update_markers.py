@@ -16,6 +16,11 @@ from bot.update.markers import MARKER_TOKEN, has_marker, parse_marker
         ('# {"$imagepolicy": "ns:p:digest"}', "ns:p:digest"),
         ('# {"$ref": "#/definitions/io.k8s.cli.setters.ns:p:name"}', "ns:p:name"),
         ('# {"$imagepolicy": "ns:p "}', "ns:p "),  # exact: a different, unknown setter
+        # The long form: the first JSON object counts, whatever follows it (issue 9).
+        ('# {"$ref": "#/definitions/io.k8s.cli.setters.ns:p"} keep me', "ns:p"),
+        ('# {"$ref": "#/definitions/io.k8s.cli.setters.ns:p"} {"x": 1}', "ns:p"),
+        ('# {"$ref": "#/definitions/io.k8s.cli.setters.ns:p:tag"}\n# more', "ns:p:tag"),
+        ('#{"$ref": "#/definitions/io.k8s.cli.setters.ns:p", "x": 1}trailing', "ns:p"),
     ],
 )
 def test_markers(comment: str, setter: str) -> None:
@@ -36,10 +41,20 @@ def test_markers(comment: str, setter: str) -> None:
         '# {"$ref": "#/definitions/other.ns:p"}',
         '# {"other": "ns:p"}',
         "#",
+        '# {"$imagepolicy": "ns:p"}\n# a second line',  # the short form must be all there is
+        '# {"$ref": "#/definitions/io.k8s.cli.setters.ns:p"',  # an incomplete object
+        '# {"$ref": "#/definitions/io.k8s.cli.setters.ns:p", "x": NaN}',  # not JSON to Go
+        '# note\n# {"$ref": "#/definitions/io.k8s.cli.setters.ns:p"}',  # not the first line
+        '# {"$ref": 3} {"$ref": "#/definitions/io.k8s.cli.setters.ns:p"}',
     ],
 )
 def test_not_markers(comment: str) -> None:
     assert parse_marker(comment) is None
+
+
+def test_json_deeper_than_the_decoder_goes_is_no_marker() -> None:
+    assert parse_marker('# {"$imagepolicy": ' + "[" * 100_000) is None
+    assert parse_marker('# {"$ref": ' + "[" * 100_000) is None
 
 
 def test_screening_is_on_the_exact_quoted_bytes() -> None:

@@ -1,51 +1,40 @@
 """Apply setter values to marked YAML scalars, editing only their bytes.
 
-Which scalars are marked follows Flux exactly (flux-behaviour §4.2, §4.5);
-how they are rewritten does not: instead of re-emitting the file, each marked
-scalar's character span is replaced in the original text (design §3). Every
-other byte (comments, blank lines, ``---``, CRLF, BOM, indentation, anchors)
-stays as it was.
+Which scalars are marked follows Flux exactly (flux-behaviour §4.2, §4.5):
+the file is read by libyaml (`yamlscan`), the marker comments found and
+attached as go-yaml does (`comments`). How they are rewritten does not follow
+Flux: instead of re-emitting the file, each marked scalar's character span is
+replaced in the original text (design §3). Every other byte (comments, blank
+lines, ``---``, CRLF, BOM, indentation, anchors, the quotes of values that do
+not change) stays as it was.
 """
 
 from __future__ import annotations
 
-import re
+from bisect import bisect_left
 from collections.abc import Mapping as MappingABC
 from dataclasses import dataclass, field
-from functools import lru_cache
-
-from ruamel.yaml import YAML
-from ruamel.yaml import events as ev
-from ruamel.yaml.error import YAMLError
-from ruamel.yaml.nodes import ScalarNode
-from ruamel.yaml.resolver import VersionedResolver
 
 from bot.imageref import ImageRefError, parse_reference
 from bot.policy.model import LatestRef
 from bot.problems import Problem, warning
+from bot.update.comments import Attached, CommentFinder
 from bot.update.markers import has_marker, parse_marker
+from bot.update.quoting import render
 from bot.update.result import Change, ObjectId, Result
+from bot.update.selfcheck import Edit, Entry, edited_text_reparses
 from bot.update.yamlscan import (
-    Mapping,
+    Collection,
     Node,
-    Scalar,
-    Sequence,
+    ScalarEvent,
+    Stream,
     YamlSyntaxError,
     parse_stream,
 )
 
-#: Larger files are skipped with a warning: the pure-Python YAML parser needs
-#: about 2.5 s per MB, and manifests carrying markers are far smaller.
+#: Larger files are skipped with a warning: manifests carrying markers are far
+#: smaller, and every event of a file is held in memory while it is edited.
 MAX_FILE_BYTES = 2 * 1024 * 1024
-
-_EOL = "\r\n\x85\u2028\u2029"
-_LINE_BREAK = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
-# YAML's printable characters, minus line breaks and the BOM (which change meaning in a scalar).
-_PRINTABLE = re.compile(
-    "[\t\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]*"
-)
-_DOUBLE_ESCAPES = {"\\": "\\\\", '"': '\\"', "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
-_STR_TAG = "tag:yaml.org,2002:str"
 
 
 class UpdateError(Exception):
@@ -130,21 +119,17 @@ def apply_setters(path: str, content: bytes, setters: MappingABC[str, str]) -> F
         line = content.count(b"\n", 0, exc.start) + 1
         return _skipped(path, line, "file is not valid UTF-8")
     try:
-        edits, changes, lines = _plan(text, setters)
+        plan = _plan(text, setters)
     except YamlSyntaxError as exc:
         return _skipped(path, exc.line, f"not a YAML file the setters can read: {exc.message}")
-    if not edits:
-        return FileUpdate(content=None, changes=changes, lines=lines)
-    new_text = _apply_edits(text, edits)
-    # Self-check: the edited text must parse and already hold every value.
-    try:
-        again, _, _ = _plan(new_text, setters)
-    except YamlSyntaxError:
-        again = edits
-    if again:
+    if not plan.edits:
+        return FileUpdate(content=None, changes=plan.changes, lines=plan.lines)
+    new_text = _apply_edits(text, plan.edits)
+    # Self-check: the edited text parses to the same document, but for the new values.
+    if not edited_text_reparses(plan.stream, new_text, plan.edits):
         return _skipped(path, 1, "editing the marked values in place failed; file left unchanged")
     # A BOM stays: it is the text's first character, never inside an edited span.
-    return FileUpdate(content=new_text.encode("utf-8"), changes=changes, lines=lines)
+    return FileUpdate(content=new_text.encode("utf-8"), changes=plan.changes, lines=plan.lines)
 
 
 def _skipped(path: str, line: int, reason: str) -> FileUpdate:
@@ -153,94 +138,130 @@ def _skipped(path: str, line: int, reason: str) -> FileUpdate:
 
 # --- finding the marked scalars -------------------------------------------------------------
 
-_Edit = tuple[int, int, str]  # character span and its replacement
+
+@dataclass
+class _Plan:
+    stream: Stream
+    edits: list[Edit] = field(default_factory=list)
+    changes: list[tuple[ObjectId, Change]] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
 
 
-def _plan(
-    text: str, setters: MappingABC[str, str]
-) -> tuple[list[_Edit], list[tuple[ObjectId, Change]], list[int]]:
+def _plan(text: str, setters: MappingABC[str, str]) -> _Plan:
     stream = parse_stream(text)
+    plan = _Plan(stream)
+    attached: dict[ScalarEvent, Attached] = {}
+    for comment in CommentFinder(stream).attached():
+        attached.setdefault(comment.scalar, comment)
+    if not attached:
+        return plan
+    offsets = sorted(s.start_mark.index + stream.bom for s in attached)
     for doc in stream.documents:
-        if doc is not None and not isinstance(doc, Mapping):
-            kind = type(doc).__name__.lower()
-            raise YamlSyntaxError(doc.line + 1, f"a document is a {kind}, not a mapping")
-    scanner = _MarkerScanner(text, stream.multiline_spans)
-    edits: list[_Edit] = []
-    changes: list[tuple[ObjectId, Change]] = []
-    lines: list[int] = []
-    for doc in stream.documents:
-        if doc is None:
+        if doc.root is None or not _holds_any(doc.root, offsets):
             continue
-        for scalar, obj, block_item in _marked_candidates(doc):
-            setter = scanner.marker_of(scalar, block_item)
+        for scalar, obj, block_item, in_flow, entry in _candidates(doc.root, attached, offsets):
+            comment = attached[scalar]
+            if (comment.head and not block_item) or (comment.after_comma and not in_flow):
+                continue
+            setter = parse_marker(comment.comment)
             if setter is None or setter not in setters:
                 continue
             new = setters[setter]
             if new == scalar.value:
-                continue
-            changes.append((obj, Change(scalar.value, new, setter)))
-            lines.append(scalar.line + 1)
-            edits.append((scalar.start, scalar.end, _render(new, scalar.style)))
-    return edits, changes, lines
+                continue  # never touched: not even re-quoted, unlike Flux (docs/decisions.md)
+            start, end = stream.span(scalar)
+            plan.changes.append((obj, Change(scalar.value, new, setter)))
+            plan.lines.append(scalar.start_mark.line + 1)
+            written = render(new, scalar.style or None)
+            plan.edits.append(Edit(start, end, written, scalar, new, entry))
+    return plan
 
 
-def _marked_candidates(doc: Mapping):
-    """Scalars that may carry a marker, in document order, with their object and
-    whether they are a block-sequence item (the only place a head comment counts)."""
+def _holds_any(node: Collection, offsets: list[int]) -> bool:
+    """Whether one of the sorted ``offsets`` lies within the collection's span."""
+    i = bisect_left(offsets, node.start)
+    return i < len(offsets) and offsets[i] <= node.end
+
+
+def _candidates(
+    doc: Collection, attached: MappingABC[ScalarEvent, Attached], offsets: list[int]
+) -> list[tuple[ScalarEvent, ObjectId, bool, bool, Entry | None]]:
+    """The scalars with an attached comment that the setters may replace, in document
+    order, with their object, whether they are a block-sequence item (the only place a
+    head comment counts), whether they are inside a flow collection, and the innermost
+    mapping entry holding them (for the self-check).
+
+    Keys, block scalars and values under a duplicate key are never candidates;
+    collections holding none of ``offsets`` are not entered, and aliases are never
+    followed (the anchored node is visited where it is defined).
+    """
     doc_id = _object_id(doc)
     unwrap_list = doc_id.kind == "List"  # items of a kind: List report their own object (as Flux)
-    stack: list[tuple[Node, ObjectId, bool, bool]] = [(doc, doc_id, False, True)]
+    found: list[tuple[ScalarEvent, ObjectId, bool, bool, Entry | None]] = []
+    stack: list[tuple[Collection, ObjectId, bool, Entry | None]] = [(doc, doc_id, doc.flow, None)]
+
+    def visit(node: Node, obj: ObjectId, item: bool, flow: bool, entry: Entry | None) -> None:
+        if node.__class__ is ScalarEvent:
+            if node in attached and node.style not in ("|", ">"):
+                found.append((node, obj, item, flow, entry))
+        elif node.__class__ is Collection and _holds_any(node, offsets):
+            stack.append((node, obj, flow or node.flow, entry))
+
     while stack:
-        node, obj, block_item, is_root = stack.pop()
-        if isinstance(node, Scalar):
-            if node.style not in ("|", ">") and node.start < node.end:
-                yield node, obj, block_item
-        elif isinstance(node, Mapping):
-            children = []
-            for key, value in _first_keys(node):
-                if unwrap_list and is_root and _key(key) == "items" and isinstance(value, Sequence):
-                    children.extend(
-                        (
-                            item,
-                            _object_id(item) if isinstance(item, Mapping) else obj,
-                            not value.flow,
-                            False,
-                        )
-                        for item in value.items
-                    )
-                else:
-                    children.append((value, obj, False, False))
-            stack.extend(reversed(children))
-        elif isinstance(node, Sequence):
-            stack.extend((item, obj, not node.flow, False) for item in reversed(node.items))
-        # Aliases are never followed: the anchored node was visited where it is defined.
+        node, obj, in_flow, entry = stack.pop()
+        children = node.children
+        if not node.mapping:
+            for item in children:
+                visit(item, obj, not node.flow, in_flow, entry)
+            continue
+        seen: set[str] = set()  # only the first of duplicate keys counts (as Flux)
+        for i in range(0, len(children) - 1, 2):
+            key, value = children[i], children[i + 1]
+            if key.__class__ is ScalarEvent:
+                if key.value in seen:
+                    continue
+                seen.add(key.value)
+                if unwrap_list and node is doc and key.value == "items" and _is_sequence(value):
+                    inner = Entry(node, i, entry)
+                    for item in value.children:
+                        item_id = _object_id(item) if _is_mapping(item) else obj
+                        visit(item, item_id, not value.flow, in_flow or value.flow, inner)
+                    continue
+            if value.__class__ is ScalarEvent:
+                if value in attached and value.style not in ("|", ">"):
+                    found.append((value, obj, False, in_flow, Entry(node, i, entry)))
+            elif value.__class__ is Collection and _holds_any(value, offsets):
+                stack.append((value, obj, in_flow or value.flow, Entry(node, i, entry)))
+    found.sort(key=lambda candidate: candidate[0].start_mark.index)
+    return found
 
 
-def _first_keys(node: Mapping) -> list[tuple[Node, Node]]:
-    """The mapping's entries, keeping only the first of duplicate keys (as Flux)."""
-    seen: set[str] = set()
-    entries = []
-    for key, value in node.pairs:
-        name = _key(key)
-        if name is not None:
-            if name in seen:
-                continue
-            seen.add(name)
-        entries.append((key, value))
-    return entries
+def _is_sequence(node: Node) -> bool:
+    return node.__class__ is Collection and not node.mapping
 
 
-def _key(node: Node) -> str | None:
-    return node.value if isinstance(node, Scalar) else None
+def _is_mapping(node: Node) -> bool:
+    return node.__class__ is Collection and node.mapping
 
 
-def _object_id(doc: Mapping) -> ObjectId:
-    fields = {_key(k): v for k, v in reversed(_first_keys(doc))}
+def _first_values(node: Collection, names: tuple[str, ...]) -> dict[str, Node]:
+    """The values of the first entry with each of ``names`` as its key."""
+    values: dict[str, Node] = {}
+    children = node.children
+    for i in range(0, len(children) - 1, 2):
+        key = children[i]
+        if key.__class__ is ScalarEvent and key.value in names and key.value not in values:
+            values[key.value] = children[i + 1]
+    return values
+
+
+def _object_id(doc: Collection) -> ObjectId:
+    fields = _first_values(doc, ("apiVersion", "kind", "metadata"))
     metadata = fields.get("metadata")
-    meta = {_key(k): v for k, v in _first_keys(metadata)} if isinstance(metadata, Mapping) else {}
+    meta = _first_values(metadata, ("name", "namespace")) if _is_mapping(metadata) else {}
 
     def text(node: Node | None) -> str:
-        return node.value if isinstance(node, Scalar) else ""
+        return node.value if node.__class__ is ScalarEvent else ""
 
     return ObjectId(
         api_version=text(fields.get("apiVersion")),
@@ -250,144 +271,15 @@ def _object_id(doc: Mapping) -> ObjectId:
     )
 
 
-class _MarkerScanner:
-    """Finds the comment a scalar owns, the way yaml.v3 attaches comments."""
-
-    def __init__(self, text: str, multiline_spans: list[tuple[int, int]]) -> None:
-        self.text = text
-        self.multiline_spans = multiline_spans
-        self._line_starts: list[int] | None = None
-
-    def marker_of(self, scalar: Scalar, block_item: bool) -> str | None:
-        comment = self._line_comment(scalar)
-        if comment is not None:
-            # A scalar's own comment is looked at once: a non-marker line comment hides the head.
-            return parse_marker(comment)
-        if block_item:
-            head = self._head_comment(scalar.line)
-            if head is not None:
-                return parse_marker(head)
-        return None
-
-    def _line_comment(self, scalar: Scalar) -> str | None:
-        text, n = self.text, len(self.text)
-        pos = scalar.end
-        while pos < n and text[pos] in " \t":
-            pos += 1
-        if scalar.in_flow and pos < n and text[pos] == ",":  # `[old:v1, # marker`
-            pos += 1
-            after_comma = pos
-            while pos < n and text[pos] in " \t":
-                pos += 1
-            if pos == after_comma:
-                return None
-        elif pos == scalar.end:
-            return None
-        if pos >= n or text[pos] != "#":
-            return None
-        end = pos
-        while end < n and text[end] not in _EOL:
-            end += 1
-        return text[pos:end]
-
-    def _head_comment(self, line: int) -> str | None:
-        """The comment line directly above ``line``, if it is a one-line comment block."""
-        if line == 0:
-            return None
-        above = self._comment_line(line - 1)
-        if above is None or (line >= 2 and self._comment_line(line - 2) is not None):
-            return None  # several comment lines form one comment, which is then no JSON
-        return above
-
-    def _comment_line(self, line: int) -> str | None:
-        starts = self._starts()
-        if line >= len(starts):
-            return None
-        begin = starts[line]
-        end = starts[line + 1] if line + 1 < len(starts) else len(self.text)
-        content = self.text[begin:end].rstrip(_EOL).lstrip(" \t")
-        if not content.startswith("#"):
-            return None
-        if any(start < begin < stop for start, stop in self.multiline_spans):
-            return None  # text inside a block or multi-line scalar, not a comment
-        return content
-
-    def _starts(self) -> list[int]:
-        if self._line_starts is None:
-            self._line_starts = [0] + [m.end() for m in _LINE_BREAK.finditer(self.text)]
-        return self._line_starts
-
-
 # --- writing the new values -----------------------------------------------------------------
 
 
-def _apply_edits(text: str, edits: list[_Edit]) -> str:
+def _apply_edits(text: str, edits: list[Edit]) -> str:
+    """``edits`` are in text order, and never overlap."""
     parts, last = [], 0
-    for start, end, replacement in sorted(edits):
-        parts.append(text[last:start])
-        parts.append(replacement)
-        last = end
+    for edit in edits:
+        parts.append(text[last : edit.start])
+        parts.append(edit.text)
+        last = edit.end
     parts.append(text[last:])
     return "".join(parts)
-
-
-def _render(value: str, style: str | None) -> str:
-    """The new scalar's text, keeping the old quote style unless the value needs quotes."""
-    if style is None and _plain_is_safe(value):
-        return value
-    if style == "'" and _PRINTABLE.fullmatch(value):
-        return "'" + value.replace("'", "''") + "'"
-    return _double_quoted(value)
-
-
-def _double_quoted(value: str) -> str:
-    out = []
-    for char in value:
-        if char in _DOUBLE_ESCAPES:
-            out.append(_DOUBLE_ESCAPES[char])
-        elif _PRINTABLE.fullmatch(char):
-            out.append(char)
-        elif ord(char) <= 0xFF:
-            out.append(f"\\x{ord(char):02x}")
-        elif ord(char) <= 0xFFFF:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(f"\\U{ord(char):08x}")
-    return '"' + "".join(out) + '"'
-
-
-_RESOLVERS = (VersionedResolver(version=(1, 1)), VersionedResolver(version=(1, 2)))
-
-
-@lru_cache(maxsize=4096)
-def _plain_is_safe(value: str) -> bool:
-    """Whether ``value`` reads back, unquoted, as this same string in any context.
-
-    It must be a string under YAML 1.1 and 1.2 (so ``6``, ``1.10``, ``yes``,
-    ``~``, ``0x1F`` get quotes) and parse as one plain scalar in block and flow
-    collections (so ``a: b``, ``x #y``, ``a,b``, ``*x`` get quotes).
-    """
-    if not value or value != value.strip(" \t") or not _PRINTABLE.fullmatch(value):
-        return False
-    for resolver in _RESOLVERS:
-        if str(resolver.resolve(ScalarNode, value, (True, False))) != _STR_TAG:
-            return False
-    contexts = ("k: " + value + "\n", "- " + value + "\n", "[" + value + "]", "{k: " + value + "}")
-    return all(_single_plain_scalar(doc, value) for doc in contexts)
-
-
-def _single_plain_scalar(doc: str, value: str) -> bool:
-    try:
-        events = list(YAML(typ="safe", pure=True).parse(doc))
-    except YAMLError:
-        return False
-    nodes = [e for e in events if isinstance(e, ev.NodeEvent)]
-    last = nodes[-1] if nodes else None
-    return (
-        len(nodes) == 3 - doc.startswith(("-", "["))
-        and isinstance(last, ev.ScalarEvent)
-        and last.value == value
-        and last.style is None
-        and last.anchor is None
-        and last.tag is None
-    )
