@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import pytest
-import semver as semver_package
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -87,14 +86,3 @@ def test_precedence_is_a_total_order_consistent_with_compare(texts: list[str]) -
         assert a.compare(b) <= 0
     for a, b in itertools.product(versions, repeat=2):
         assert a.compare(b) == -b.compare(a)
-
-
-@given(_text, _text)
-def test_precedence_agrees_with_the_semver_package(left: str, right: str) -> None:
-    """The tuple key orders as the ``semver`` package (the reference) does."""
-    a, b = _version(left), _version(right)
-
-    def reference(v: Version) -> semver_package.Version:
-        return semver_package.Version(v.major, v.minor, v.patch, v.prerelease or None)
-
-    assert a.compare(b) == reference(a).compare(reference(b))

@@ -4,9 +4,7 @@ The range grammar and the meaning of each operator follow Masterminds/semver
 v3 (the library Flux uses) case for case, including its quirks: ``>1.1`` means
 ``>=1.2.0``, ``<=1.1`` admits ``1.1.999``, and a prerelease version can only
 satisfy an OR-group in which some constraint names a prerelease itself.
-Version precedence is SemVer 2.0's (§11), as a tuple key (`_precedence`): sorting
-thousands of tags on it is several times faster than comparing ``semver``
-package objects, and tests/test_policy_precedence.py holds it to that package.
+Version precedence comes from the ``semver`` package.
 """
 
 from __future__ import annotations
@@ -15,6 +13,8 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+import semver as _semver
 
 from bot.policy.model import InvalidPolicyError
 
@@ -64,26 +64,6 @@ def go_quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-#: (major, minor, patch, 1 for a release / 0 for a prerelease, identifiers): Python's
-#: tuple order on it is SemVer precedence. Each prerelease identifier is (0, number)
-#: or (1, text), so numbers compare as numbers and rank below text, and a number is
-#: never compared with a text.
-Precedence = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
-
-
-def _precedence(major: int, minor: int, patch: int, prerelease: str) -> Precedence:
-    """SemVer 2.0 §11: build metadata plays no part; a release outranks its prereleases;
-    prerelease identifiers compare left to right, and more of them rank higher when all
-    before are equal (``rc`` < ``rc.1``)."""
-    if not prerelease:
-        return (major, minor, patch, 1, ())
-    identifiers = tuple(
-        (0, int(ident)) if ident.isascii() and ident.isdigit() else (1, ident)
-        for ident in prerelease.split(".")
-    )
-    return (major, minor, patch, 0, identifiers)
-
-
 @dataclass(frozen=True, slots=True)
 class Version:
     """A parsed version; ``original`` is the text it was parsed from."""
@@ -94,17 +74,16 @@ class Version:
     prerelease: str = ""
     build: str = ""
     original: str = ""
-    _precedence: Precedence = field(init=False, repr=False, compare=False)
+    _precedence: _semver.Version = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "_precedence", _precedence(self.major, self.minor, self.patch, self.prerelease)
-        )
+        # Build metadata never takes part in precedence.
+        precedence = _semver.Version(self.major, self.minor, self.patch, self.prerelease or None)
+        object.__setattr__(self, "_precedence", precedence)
 
     def compare(self, other: Version) -> int:
         """-1, 0 or 1 by SemVer precedence (build metadata ignored)."""
-        mine, theirs = self._precedence, other._precedence
-        return (mine > theirs) - (mine < theirs)
+        return self._precedence.compare(other._precedence)
 
     def __str__(self) -> str:
         text = f"{self.major}.{self.minor}.{self.patch}"
