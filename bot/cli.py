@@ -7,13 +7,12 @@ command that cannot start: a missing config, an unreadable tags file).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
-from collections.abc import Container, Sequence
+from collections.abc import Container, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 from bot import localtree
 from bot.config import CONFIG_PATH, Config, load_config
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
 # registries: `plan --tags` and `check-config` never load it (tests/cli/test_plan_imports.py).
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+
+T = TypeVar("T")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -143,11 +144,13 @@ def plan(
         snapshot = _snapshot_source(tags_file, err=err)
         if snapshot is None:
             return EXIT_CONFIG
-        observation = asyncio.run(observe_policies(config, snapshot))
+        observation = _without_event_loop(observe_policies(config, snapshot))
     else:
         credentials = _credentials(err=err)
         if credentials is None:
             return EXIT_CONFIG
+        import asyncio  # only a plan that scans registries waits on I/O
+
         observation = asyncio.run(_observe_registries(config, credentials))
     plans, read_warnings = _plan_all(root, config, observation)
 
@@ -183,6 +186,20 @@ def _load(config_file: Path, *, err: TextIO) -> tuple[Config, list[Problem]] | N
         print(f"{config_file}: cannot be read: {exc.strerror or exc}", file=err)
         return None
     return load_config(text, path=str(config_file))
+
+
+def _without_event_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that never waits (a plan over a tags file) without asyncio.
+
+    Importing asyncio costs a `plan --tags` a sixth of its time, and nothing in
+    it suspends: every tag and digest comes from memory.
+    """
+    try:
+        coroutine.send(None)
+    except StopIteration as finished:
+        return finished.value
+    coroutine.close()
+    raise RuntimeError("a plan over a tags file waited on I/O")
 
 
 def _snapshot_source(tags_file: Path, *, err: TextIO) -> SnapshotTagSource | None:

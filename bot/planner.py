@@ -7,10 +7,9 @@ reads the GitHub API; both hand the same bytes to this module.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -40,6 +39,12 @@ class TagSource(Protocol):
 
     async def tags(self, image_repository: ImageRepositoryConfig) -> list[str]:
         """Tags after the image repository's exclusion list, in Flux order."""
+        ...
+
+    async def tags_of_all(
+        self, image_repositories: Sequence[ImageRepositoryConfig]
+    ) -> list[list[str] | BaseException]:
+        """`tags` of each, in order, or the exception it raised (a registry: concurrently)."""
         ...
 
     def digest_lookup(
@@ -115,10 +120,7 @@ async def observe_policies(
 
     # One scan per image repository, however many policies use it.
     image_repository_names = sorted({p.repository for p in config.policies.values()})
-    scans = await asyncio.gather(
-        *(source.tags(config.repositories[name]) for name in image_repository_names),
-        return_exceptions=True,
-    )
+    scans = await source.tags_of_all([config.repositories[n] for n in image_repository_names])
     tags_by_image_repository = dict(zip(image_repository_names, scans, strict=True))
 
     for name in sorted(config.policies):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.config import ImageRepositoryConfig
@@ -75,6 +75,18 @@ class SnapshotTagSource:
         return apply_exclusions(
             self._lookup(image_repository).tags, image_repository.exclusion_list
         )
+
+    async def tags_of_all(
+        self, image_repositories: Sequence[ImageRepositoryConfig]
+    ) -> list[list[str] | BaseException]:
+        """One after the other: nothing here waits, so a plan needs no event loop."""
+        found: list[list[str] | BaseException] = []
+        for image_repository in image_repositories:
+            try:
+                found.append(await self.tags(image_repository))
+            except Exception as exc:
+                found.append(exc)
+        return found
 
     def digest_lookup(
         self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()

@@ -7,6 +7,7 @@ needs tags from a file has the real thing: `bot.snapshot.SnapshotTagSource`
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
@@ -67,6 +68,13 @@ class FakeRegistry:
             raise RegistryError(f"registry unreachable for {image_repository.image}")
         return apply_exclusions(
             self.images[image_repository.image], image_repository.exclusion_list
+        )
+
+    async def tags_of_all(self, image_repositories):
+        """Concurrently, as the registry source scans them."""
+        return await asyncio.gather(
+            *(self.tags(image_repository) for image_repository in image_repositories),
+            return_exceptions=True,
         )
 
     def digest_lookup(

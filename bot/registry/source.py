@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from bot.policy.model import DigestLookup
@@ -40,6 +41,15 @@ class RegistryTagSource:
         if result.stale:
             log.warning("%s: using the last good tags: %s", image_repository.image, result.error)
         return result.tags
+
+    async def tags_of_all(
+        self, image_repositories: Sequence[ImageRepositoryConfig]
+    ) -> list[list[str] | BaseException]:
+        """Every image repository scanned concurrently; a failure is returned, not raised."""
+        return await asyncio.gather(
+            *(self.tags(image_repository) for image_repository in image_repositories),
+            return_exceptions=True,
+        )
 
     def digest_lookup(
         self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
