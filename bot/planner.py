@@ -30,6 +30,12 @@ from bot.update.prbody import (
 )
 from bot.update.result import Result
 from bot.update.template_data import template_data
+from bot.update.template_names import (
+    COMMIT_MESSAGE,
+    DEFAULT_COMMIT_MESSAGE,
+    PR_TITLE,
+    TemplateError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -303,14 +309,11 @@ def plan_automation(
     if not plan.result:
         return plan  # Flux renders templates only when something changed
 
-    # Jinja2 is loaded only now, when there is something to render.
-    from bot.update.templates import (
-        COMMIT_MESSAGE,
-        DEFAULT_COMMIT_MESSAGE,
-        PR_TITLE,
-        TemplateError,
-        render_template,
-    )
+    def render(source: str, name: str) -> str:
+        # Jinja2 is loaded only for a repository's own template.
+        from bot.update.templates import render_template
+
+        return render_template(source, data, name=name)
 
     data = template_data(
         automation=f"{config.namespace}/{automation.name}",
@@ -325,11 +328,13 @@ def plan_automation(
         latest={name: ref.to_json() for name, ref in plan.latest.items()},
     )
     try:
-        plan.commit_message = render_template(
-            automation.message_template or DEFAULT_COMMIT_MESSAGE, data, name=COMMIT_MESSAGE
+        plan.commit_message = (
+            render(automation.message_template, COMMIT_MESSAGE)
+            if automation.message_template
+            else DEFAULT_COMMIT_MESSAGE
         )
         plan.title = (
-            render_template(automation.pr_title, data, name=PR_TITLE)
+            render(automation.pr_title, PR_TITLE)
             if automation.pr_title
             else default_pr_title(automation.name, plan.result)
         )

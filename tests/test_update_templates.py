@@ -6,6 +6,8 @@ import re
 import tracemalloc
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from jinja2 import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -18,12 +20,14 @@ from bot.update.prbody import (
     PullRequestState,
     change_set_id,
     compose_body,
+    default_body,
+    markdown_code,
     render_pr_body,
     too_long,
 )
 from bot.update.result import Change, ObjectId, Result
 from bot.update.template_data import template_data
-from bot.update.template_filters import markdown_code, sha256sum
+from bot.update.template_filters import sha256sum
 from bot.update.template_limits import MAX_TEMPLATE_WORK, MAX_VALUE_SIZE
 from bot.update.templates import (
     DEFAULT_COMMIT_MESSAGE,
@@ -636,6 +640,47 @@ def test_the_default_body_of_a_large_update_renders_as_jinja_renders_it() -> Non
     assert rendered == reference_render(
         DEFAULT_BODY_TEMPLATE, data, max_chars=MAX_RENDERED_BODY_CHARS
     )
+
+
+_cell = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a.yaml", "b/c.yaml", "we|ird`.yaml"]),
+            st.sampled_from(["app", "api"]),
+            _cell,
+            _cell,
+            st.sampled_from(["ns:p", "ns:p:tag", "n`s|x"]),
+        ),
+        max_size=6,
+    ),
+    st.dictionaries(
+        _cell, st.fixed_dictionaries({"name": _cell, "tag": _cell, "digest": _cell}), max_size=3
+    ),
+)
+def test_the_default_body_is_the_default_template_rendered(changes, observed) -> None:
+    """`default_body` (Python, no Jinja2) says exactly what `DEFAULT_BODY_TEMPLATE` says."""
+    result = Result()
+    for path, name, old, new, setter in changes:
+        result.add_change(path, ObjectId(name=name), Change(old, new, setter))
+    data = {**data_for(result), "ObservedPolicies": observed}
+    expected = reference_render(DEFAULT_BODY_TEMPLATE, data, max_chars=MAX_RENDERED_BODY_CHARS)
+    assert default_body(data) == expected
+    assert render_pr_body(data, body_template=None) == expected.rstrip()
+
+
+def test_a_default_body_too_large_to_render_as_a_template_is_still_made() -> None:
+    """20,000 changes: over the 1 MiB a template may render, and the body is cut to fit."""
+    result = Result()
+    for i in range(20_000):
+        result.add_change(
+            f"apps/{i}.yaml", ObjectId(name=f"a{i}"), Change(f"a:{i}", f"a:{i}.1", "ns:p")
+        )
+    body = render_pr_body(data_for(result), body_template=None)
+    assert len(body) > MAX_RENDERED_BODY_CHARS
+    assert body.startswith("Automation: ") and body.count("\n    - a:") == 20_000
 
 
 # --- PR title, body and state -----------------------------------------------------------------

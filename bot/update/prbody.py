@@ -87,14 +87,54 @@ def render_pr_body(data: Mapping[str, Any], *, body_template: str | None) -> str
     Raises `TemplateError` when a user template fails. It may be longer than
     GitHub takes; `compose_body` fits it.
     """
-    from bot.update.templates import render_template  # Jinja2: only when rendering
+    if body_template is None:
+        return default_body(data).rstrip()
+    from bot.update.templates import render_template  # Jinja2: only for a user's template
 
-    source, name = (
-        (DEFAULT_BODY_TEMPLATE, "default body")
-        if body_template is None
-        else (body_template, PR_BODY)
+    return render_template(
+        body_template, data, name=PR_BODY, max_chars=MAX_RENDERED_BODY_CHARS
+    ).rstrip()
+
+
+def default_body(data: Mapping[str, Any]) -> str:
+    """`DEFAULT_BODY_TEMPLATE` rendered without Jinja2, character for character.
+
+    It is ours, not a stranger's, so it needs no sandbox and no size limit
+    (`compose_body` fits it), and a plan without templates never imports Jinja2.
+    tests/test_update_templates.py holds it to the template.
+    """
+    changed = data["Changed"]
+    out = [f"Automation: {data['AutomationObject']}\n"]
+    for file, objects in changed.FileChanges.items():
+        out.append(f"\n- File: {file}")
+        for obj, changes in objects.items():
+            out.append(f"\n  - Object: {obj}\n    Changes:")
+            out.extend(f"\n    - {c.OldValue} -> {c.NewValue}" for c in changes)
+    out.append("\n\n### Review\n\n| Setter | Old value | New value |\n| --- | --- | --- |\n")
+    out.extend(
+        f"| `{markdown_code(c.Setter)}` | `{markdown_code(c.OldValue)}` | "
+        f"`{markdown_code(c.NewValue)}` |\n"
+        for c in changed.Changes
     )
-    return render_template(source, data, name=name, max_chars=MAX_RENDERED_BODY_CHARS).rstrip()
+    policies = data["ObservedPolicies"]
+    if policies:
+        out.append(
+            "\n### Observed policies\n\n"
+            "| Policy | Image | Tag | Digest |\n| --- | --- | --- | --- |\n"
+        )
+        for policy, ref in policies.items():
+            digest = f"`{markdown_code(ref['digest'])}`" if ref["digest"] else ""
+            out.append(
+                f"| `{markdown_code(policy)}` | `{markdown_code(ref['name'])}` | "
+                f"`{markdown_code(ref['tag'])}` | {digest} |\n"
+            )
+    return "".join(out)
+
+
+def markdown_code(value: Any) -> str:
+    """Text safe inside a Markdown table cell's code span (no backtick, pipe or newline)."""
+    text = " ".join(str(value).splitlines())
+    return text.replace("`", "'").replace("|", "\\|")
 
 
 def compose_body(rendered: str, state: PullRequestState, *, limit: int = MAX_BODY_CHARS) -> str:

@@ -312,9 +312,3 @@ def bounded_json_dumps(obj: Any, **kwargs: Any) -> str:
 def sha256sum(value: Any) -> str:
     """Sprig's ``sha256sum``, used by Flux's Gerrit Change-Id example."""
     return hashlib.sha256(str(value).encode()).hexdigest()
-
-
-def markdown_code(value: Any) -> str:
-    """Text safe inside a Markdown table cell's code span (no backtick, pipe or newline)."""
-    text = " ".join(str(value).splitlines())
-    return text.replace("`", "'").replace("|", "\\|")

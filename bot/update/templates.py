@@ -42,11 +42,11 @@ from jinja2.compiler import CodeGenerator
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter, SecurityError
 from markupsafe import EscapeFormatter, Markup
 
+from bot.update.prbody import markdown_code
 from bot.update.template_filters import (
     binds,
     bounded_filter,
     bounded_json_dumps,
-    markdown_code,
     sha256sum,
 )
 from bot.update.template_limits import (
@@ -70,10 +70,11 @@ from bot.update.template_limits import (
     text_size,
 )
 from bot.update.template_names import COMMIT_MESSAGE as COMMIT_MESSAGE  # re-exported
+from bot.update.template_names import DEFAULT_COMMIT_MESSAGE as DEFAULT_COMMIT_MESSAGE
 from bot.update.template_names import PR_BODY as PR_BODY
 from bot.update.template_names import PR_TITLE as PR_TITLE
+from bot.update.template_names import TemplateError as TemplateError
 
-DEFAULT_COMMIT_MESSAGE = "Update from image update automation"
 #: GitHub refuses PR bodies over 65536 characters; every text we render stays below.
 MAX_OUTPUT_CHARS = 64 * 1024
 #: Lines of compiled template code one render may execute: bounds CPU time (a
@@ -84,19 +85,6 @@ _MAX_RANGE = 10_000
 _TEMPLATE_FILENAME = "<template>"
 #: Output chunks kept before they are joined: one-character chunks cost ~50 bytes each.
 _OUTPUT_CHUNKS = 1024
-
-
-class TemplateError(Exception):
-    """A template failed to parse or render; ``str()`` is ``<name>:<line>: <message>``."""
-
-    def __init__(self, name: str, line: int, message: str) -> None:
-        super().__init__(name, line, message)
-        self.name = name
-        self.line = line
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.name}:{self.line}: {self.message}"
 
 
 # --- the sandbox ----------------------------------------------------------------------------
