@@ -20,6 +20,7 @@ from typing import Protocol
 
 from bot.checkrun import AutomationReport, render_checks
 from bot.config import CONFIG_PATH, AutomationConfig, Config, load_config
+from bot.configcache import ConfigCache
 from bot.github.checks import report_check
 from bot.github.client import GitHubClient
 from bot.github.errors import (
@@ -77,6 +78,8 @@ class Deps:
     budget: PlanBudget = UNLIMITED
     #: Tag rankings, computed once per (policy spec, tag list) for every repository.
     rankings: RankingCache = field(default_factory=RankingCache)
+    #: Parsed configs, read again only when their bytes change.
+    configs: ConfigCache = field(default_factory=ConfigCache)
 
 
 @dataclass
@@ -211,8 +214,8 @@ class _Run:
             self.outcome.next_run = UNCONFIGURED_INTERVAL
             return False
         # Bytes as they are: a file that is not UTF-8 gets its own clear problem.
-        self.config, self.config_problems = load_config(
-            self.config_text, path=CONFIG_PATH, default_branch=self.record.default_branch
+        self.config, self.config_problems = self.deps.configs.load(
+            self.config_text, default_branch=self.record.default_branch
         )
         self.outcome.problems.extend(self.config_problems)
         self.outcome.next_run = self.config.shortest_interval()

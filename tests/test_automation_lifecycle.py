@@ -669,3 +669,10 @@ async def test_repositories_on_one_image_share_its_ranking(world):
     outcome = await world.reconcile(other)
     assert outcome.automations == {"podinfo-update": "opened #1"}
     assert world.deps.rankings.computed == 1
+
+
+async def test_a_run_that_changes_nothing_does_not_parse_the_config_again(world):
+    await world.reconcile()
+    again = await world.reconcile()
+    assert again.short_circuited
+    assert world.deps.configs.parses == 1
