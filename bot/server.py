@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot.discovery import REDISCOVERY_INTERVAL, keep_rediscovering
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache
 from bot.github.client import DEFAULT_WRITE_INTERVAL, AppClient, GitHubClient
 from bot.github.trees import BlobCache
@@ -180,6 +181,7 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
     registry_http = registry_session(address_policy, timeout=aiohttp.ClientTimeout(total=60))
     runner: web.AppRunner | None = None
     scheduler: Scheduler | None = None
+    discovery: asyncio.Task | None = None
     try:
         tokens = AppClient(session, creds=creds).token_cache()
         clients = InstallationClients(
@@ -212,6 +214,17 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         scheduler.start()
         for record in store.repositories():  # catch up on whatever happened while down
             scheduler.enqueue(record.full_name)
+        # And on installations and repositories no webhook told of (a new or restored database).
+        discovery = asyncio.create_task(
+            keep_rediscovering(
+                AppClient(session, creds=creds),
+                clients.client,
+                store,
+                scheduler,
+                interval=_number(environ, "REDISCOVERY_SECONDS", REDISCOVERY_INTERVAL)
+                or REDISCOVERY_INTERVAL,
+            )
+        )
         log.info("listening on %s:%s (API %s)", host, port, creds.base_url)
 
         loop = asyncio.get_running_loop()
@@ -221,6 +234,10 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         await stop.wait()
         log.info("shutting down")
     finally:
+        if discovery is not None:
+            discovery.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await discovery
         if runner is not None:
             await runner.cleanup()  # no new deliveries first
         if scheduler is not None:

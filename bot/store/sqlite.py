@@ -310,6 +310,10 @@ class Store:
         self._exec("DELETE FROM installations WHERE id = ?", [installation_id])
         return repos
 
+    def installation_ids(self) -> list[int]:
+        rows = self._exec("SELECT id FROM installations ORDER BY id")
+        return [r[0] for r in rows]
+
     def installation_repositories(self, installation_id: int) -> list[str]:
         rows = self._exec(
             "SELECT full_name FROM repositories WHERE installation_id = ? ORDER BY full_name",

@@ -1,0 +1,127 @@
+"""Installations rediscovered from GitHub, so a new or restored database converges by itself.
+
+Webhooks tell the bot what changes, but a database that is new, restored from
+a backup, or was down while deliveries failed, knows nothing of what happened.
+At start-up and once a day, `GET /app/installations` (as the App) and
+`GET /installation/repositories` (as each installation), both paginated, bring
+the store up to date: installations and repositories added, suspensions
+recorded, and those that are gone forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.github.client import AppClient, GitHubClient
+from bot.github.errors import GitHubError
+from bot.handlers.context import RunQueue
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+#: How often the store is compared with GitHub again.
+REDISCOVERY_INTERVAL = 24 * 3600.0
+
+
+@dataclass
+class Discovered:
+    """What one rediscovery changed."""
+
+    installations: int = 0
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    forgotten_installations: list[int] = field(default_factory=list)
+
+
+async def rediscover(
+    app: AppClient,
+    client: Callable[[int], GitHubClient],
+    store: Store,
+    scheduler: RunQueue,
+) -> Discovered:
+    """Make the store's installations and repositories what GitHub says they are.
+
+    New repositories are queued for a run; ones GitHub no longer lists are forgotten.
+    What a webhook records while this runs is kept: only what was known before
+    the listing began can be found stale.
+    """
+    found = Discovered()
+    # Known before asking: one a webhook stores meanwhile is not taken for a stale one.
+    known_before = store.installation_ids()
+    listed: set[int] = set()
+    async for installation in app.getiter("/app/installations"):
+        installation_id = _positive_int(installation.get("id"))
+        if installation_id is None:
+            continue
+        listed.add(installation_id)
+        found.installations += 1
+        account = (installation.get("account") or {}).get("login") or ""
+        store.upsert_installation(
+            installation_id, account=account, permissions=installation.get("permissions") or {}
+        )
+        suspended = installation.get("suspended_at") is not None
+        store.set_suspended(installation_id, suspended)
+        if suspended:
+            continue  # a suspended installation's token is refused: its list waits
+        await _sync_repositories(client(installation_id), installation_id, store, scheduler, found)
+    for installation_id in known_before:
+        if installation_id not in listed:
+            for full_name in store.delete_installation(installation_id):
+                scheduler.forget(full_name)
+            found.forgotten_installations.append(installation_id)
+    return found
+
+
+async def _sync_repositories(
+    gh: GitHubClient, installation_id: int, store: Store, scheduler: RunQueue, found: Discovered
+) -> None:
+    known = set(store.installation_repositories(installation_id))
+    seen: set[str] = set()
+    async for repository in gh.getiter("/installation/repositories", iterable_key="repositories"):
+        full_name = repository.get("full_name")
+        if not isinstance(full_name, str) or full_name.count("/") != 1:
+            continue
+        seen.add(full_name)
+        if full_name not in known:
+            store.add_repository(
+                full_name, installation_id, default_branch=repository.get("default_branch")
+            )
+            scheduler.enqueue(full_name)
+            found.added.append(full_name)
+    for full_name in sorted(known - seen):
+        store.remove_repository(full_name)
+        scheduler.forget(full_name)
+        found.removed.append(full_name)
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+async def keep_rediscovering(
+    app: AppClient,
+    client: Callable[[int], GitHubClient],
+    store: Store,
+    scheduler: RunQueue,
+    *,
+    interval: float = REDISCOVERY_INTERVAL,
+) -> None:
+    """`rediscover` now and every `interval` seconds; a failure waits for the next time."""
+    while True:
+        try:
+            found = await rediscover(app, client, store, scheduler)
+            log.info(
+                "rediscovered %d installation(s): %d repository(ies) added, %d removed, "
+                "%d installation(s) forgotten",
+                found.installations,
+                len(found.added),
+                len(found.removed),
+                len(found.forgotten_installations),
+            )
+        except GitHubError as exc:
+            log.warning("rediscovering installations failed: %s; trying again later", exc)
+        await asyncio.sleep(interval)
