@@ -11,7 +11,6 @@ that names only what the repository wrote, without the credentials file's path.
 
 from __future__ import annotations
 
-import base64
 import json
 
 import pytest
@@ -21,18 +20,14 @@ from bot.config import CONFIG_PATH
 from tests.e2e.conftest import line_of
 from tests.e2e.served import Served
 from tests.manifests import deployment, podinfo_config
-from tests.registry.edges import Edge, challenge
+from tests.registry.edges import Edge, challenge, secret_spellings
 
 pytestmark = pytest.mark.e2e
 
 REPOSITORY = "octo-org/app"
 USER = "robot"
 PASSWORD = "E2e-Realm-Pa55word-71b2"
-SECRETS = (
-    PASSWORD,
-    base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
-    base64.b64encode(PASSWORD.encode()).decode(),
-)
+SECRETS = secret_spellings(USER, PASSWORD)
 PATH = "team/private"
 
 

@@ -9,6 +9,7 @@ received (no Authorization, no password bytes) and how many requests it got.
 
 from __future__ import annotations
 
+import base64
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -92,4 +93,13 @@ def challenge(realm: str, scope: str) -> web.Response:
         {"errors": [{"code": "UNAUTHORIZED", "message": "authentication required"}]},
         status=401,
         headers={"WWW-Authenticate": f'Bearer realm="{realm}",service="edge",scope="{scope}"'},
+    )
+
+
+def secret_spellings(user: str, password: str) -> tuple[str, ...]:
+    """Every spelling of a password that could leak: raw, and base64 in Basic (alone too)."""
+    return (
+        password,
+        base64.b64encode(f"{user}:{password}".encode()).decode(),
+        base64.b64encode(password.encode()).decode(),
     )

@@ -10,7 +10,6 @@ that no Authorization and no password bytes ever reached them.
 
 from __future__ import annotations
 
-import base64
 import logging
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +22,7 @@ from yarl import URL
 from bot.registry.credentials import WELL_KNOWN_REALMS, Credential, CredentialStore
 from bot.registry.errors import RegistryError
 from bot.registry.scanner import RegistryScanner
-from tests.registry.edges import Edge, challenge, tags_json
+from tests.registry.edges import Edge, challenge, secret_spellings, tags_json
 from tests.registryharness.certs import make_tls
 from tests.registryharness.registries import ALICE, Registry
 from tests.registryharness.scanning import image_repository_config
@@ -34,12 +33,7 @@ StartEdge = Callable[..., Awaitable[Edge]]
 
 USER = "robot"
 PASSWORD = "Realm-Pa55word-9f3c"
-#: Every spelling of the secret that could leak: raw, and base64 in Basic (alone too).
-SECRETS = (
-    PASSWORD,
-    base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode(),
-    base64.b64encode(PASSWORD.encode()).decode(),
-)
+SECRETS = secret_spellings(USER, PASSWORD)
 PATH = "team/app"
 SCOPE = f"repository:{PATH}:pull"
 TOKEN = "edge-token-123"
