@@ -37,7 +37,7 @@ from bot.handlers import Services  # noqa: E402
 from bot.scheduler import Scheduler  # noqa: E402
 from bot.store import Store  # noqa: E402
 from bot.store import sqlite as sqlite_store  # noqa: E402
-from bot.store.sqlite import DELIVERY_EXPIRY_BATCH, DELIVERY_RETENTION  # noqa: E402
+from bot.store.store import DELIVERY_EXPIRY_BATCH, DELIVERY_RETENTION  # noqa: E402
 from bot.web import make_app  # noqa: E402
 from tests.datapaths import GITHUB_DATA  # noqa: E402
 
@@ -94,7 +94,7 @@ async def acknowledge(store: Store, deliveries: int, warmup: int) -> dict[str, l
     async def run(repository: str) -> None:
         return None
 
-    scheduler = Scheduler(run, concurrency=1, tick=1.0)
+    scheduler = Scheduler(run, store.schedule, concurrency=1, tick=1.0)
     server = TestServer(make_app(Services(store, scheduler), secret=SECRET), host="127.0.0.1")
     await server.start_server()
     scheduler.start()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,10 +43,14 @@ async def rediscover(
     client: Callable[[int], GitHubClient],
     store: Store,
     scheduler: RunQueue,
+    *,
+    first_run_spread: float = 0.0,
 ) -> Discovered:
     """Make the store's installations and repositories what GitHub says they are.
 
-    New repositories are queued for a run; ones GitHub no longer lists are forgotten.
+    New repositories become due at a random time within `first_run_spread`
+    seconds (a fresh database learns of all of them at once); ones GitHub no
+    longer lists are forgotten.
     What a webhook records while this runs is kept: only what was known before
     the listing began can be found stale.
     """
@@ -67,7 +72,14 @@ async def rediscover(
         store.set_suspended(installation_id, suspended)
         if suspended:
             continue  # a suspended installation's token is refused: its list waits
-        await _sync_repositories(client(installation_id), installation_id, store, scheduler, found)
+        await sync_repositories(
+            client(installation_id),
+            installation_id,
+            store,
+            scheduler,
+            found,
+            first_run_spread=first_run_spread,
+        )
     for installation_id in known_before:
         if installation_id not in listed:
             for full_name in store.delete_installation(installation_id):
@@ -76,9 +88,16 @@ async def rediscover(
     return found
 
 
-async def _sync_repositories(
-    gh: GitHubClient, installation_id: int, store: Store, scheduler: RunQueue, found: Discovered
+async def sync_repositories(
+    gh: GitHubClient,
+    installation_id: int,
+    store: Store,
+    scheduler: RunQueue,
+    found: Discovered,
+    *,
+    first_run_spread: float = 0.0,
 ) -> None:
+    """The installation's repositories as `GET /installation/repositories` lists them."""
     known = set(store.installation_repositories(installation_id))
     seen: set[str] = set()
     async for repository in gh.getiter("/installation/repositories", iterable_key="repositories"):
@@ -88,9 +107,11 @@ async def _sync_repositories(
         seen.add(full_name)
         if full_name not in known:
             store.add_repository(
-                full_name, installation_id, default_branch=repository.get("default_branch")
+                full_name,
+                installation_id,
+                default_branch=repository.get("default_branch"),
+                due_in=random.uniform(0.0, first_run_spread),
             )
-            scheduler.enqueue(full_name)
             found.added.append(full_name)
     for full_name in sorted(known - seen):
         store.remove_repository(full_name)
@@ -108,12 +129,15 @@ async def keep_rediscovering(
     store: Store,
     scheduler: RunQueue,
     *,
+    first_run_spread: float = 0.0,
     interval: float = REDISCOVERY_INTERVAL,
 ) -> None:
     """`rediscover` now and every `interval` seconds; a failure waits for the next time."""
     while True:
         try:
-            found = await rediscover(app, client, store, scheduler)
+            found = await rediscover(
+                app, client, store, scheduler, first_run_spread=first_run_spread
+            )
             log.info(
                 "rediscovered %d installation(s): %d repository(ies) added, %d removed, "
                 "%d installation(s) forgotten",
@@ -125,3 +149,48 @@ async def keep_rediscovering(
         except GitHubError as exc:
             log.warning("rediscovering installations failed: %s; trying again later", exc)
         await asyncio.sleep(interval)
+
+
+class InstallationListing:
+    """Lists an installation's repositories in the background, for webhook handlers.
+
+    An "all repositories" installation's delivery names none; the handler, which
+    does no network work, asks for the list here. What it finds is due at once
+    (someone just installed the App and waits for its first PR).
+    """
+
+    def __init__(
+        self, client: Callable[[int], GitHubClient], store: Store, scheduler: RunQueue
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._scheduler = scheduler
+        self._tasks: set[asyncio.Task] = set()
+
+    def start(self, installation_id: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._list(installation_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _list(self, installation_id: int) -> None:
+        found = Discovered()
+        try:
+            await sync_repositories(
+                self._client(installation_id), installation_id, self._store, self._scheduler, found
+            )
+        except GitHubError as exc:
+            log.warning(
+                "listing the repositories of installation %s failed: %s; the daily "
+                "rediscovery lists them again",
+                installation_id,
+                exc,
+            )
+            return
+        log.info(
+            "installation %s: %d repository(ies) listed and due", installation_id, len(found.added)
+        )
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot import metrics
 from bot.checkrun import AutomationReport, render_checks
 from bot.config import CONFIG_PATH, AutomationConfig, Config, load_config
 from bot.configcache import ConfigCache
@@ -32,6 +34,7 @@ from bot.github.errors import (
 )
 from bot.github.repo import Repo
 from bot.github.trees import WORKFLOWS_DIR, BlobCache, Tree, is_workflow_file
+from bot.logs import log_context
 from bot.planner import (
     MAX_SECONDS_SETTING,
     UNLIMITED,
@@ -98,11 +101,21 @@ async def run_repository(deps: Deps, repository: str) -> float | None:
     (one log line, no traceback; messages never hold tokens): the scheduler
     tries again with backoff, capped near the repository's interval.
     """
+    started = time.monotonic()
     try:
         outcome = await reconcile(deps, repository)
     except GitHubError as exc:
+        metrics.observe_reconcile("retry_later", time.monotonic() - started)
         record = deps.store.repository(repository)
         raise RetryLater(str(exc), interval=_interval_of(record)) from None
+    except Exception:
+        metrics.observe_reconcile("failed", time.monotonic() - started)
+        raise
+    if outcome.short_circuited:
+        metrics.count_short_circuit()
+    metrics.observe_reconcile(
+        "short_circuit" if outcome.short_circuited else "completed", time.monotonic() - started
+    )
     for name, status in outcome.automations.items():
         log.info("%s: %s: %s", repository, name, status)
     return outcome.next_run
@@ -114,6 +127,14 @@ async def reconcile(deps: Deps, repository: str) -> RepositoryOutcome:
     outcome = RepositoryOutcome(repository)
     if record is None or store.is_suspended(record.installation_id):
         return outcome  # uninstalled or paused: nothing to do, no timer
+    with log_context(installation=record.installation_id):
+        return await _reconcile_installed(deps, record, outcome)
+
+
+async def _reconcile_installed(
+    deps: Deps, record: RepositoryRecord, outcome: RepositoryOutcome
+) -> RepositoryOutcome:
+    repository = record.full_name
     repo = Repo(
         deps.github.client(record.installation_id),
         repository,
@@ -282,6 +303,10 @@ class _Run:
 
     # 5.
     async def run_automation(self, automation: AutomationConfig) -> None:
+        with log_context(automation=automation.name):
+            await self._run_automation(automation)
+
+    async def _run_automation(self, automation: AutomationConfig) -> None:
         branch = automation.base_branch(self.record.default_branch)
         assert branch is not None
         if branch in self.missing:

@@ -1,19 +1,30 @@
-"""When reconciles run: webhook triggers, interval ticks, one at a time per repository.
+"""When reconciles run in this replica: claimed from the schedule in the database.
 
-* `enqueue(repo)` asks for a run soon (a webhook, a startup catch-up);
-* the run itself answers how long until the repository is due again (the
-  shortest automation / image-repository interval of its config), and a
-  ticker enqueues it once that time has passed;
-* a repository is never reconciled twice at once: asking again while it runs
-  queues exactly one more run after it;
-* at most ``concurrency`` repositories run at once;
-* `stop()` stops taking work, lets running reconciles finish (bounded), then
-  cancels what is left.
+The due times and leases live in the database (`bot.store.schedule`), so every
+replica, and a restarted one, sees the same schedule:
+
+* `enqueue(repo)` (a webhook, on any replica) makes the repository due now and
+  wakes this replica's claimer;
+* the claimer takes the leases of due repositories while this replica has free
+  slots (at most ``concurrency`` runs at once), and otherwise looks again every
+  ``tick`` seconds;
+* a run answers how long until the repository is due again (the shortest
+  interval of its config); that is stored as the lease is released;
+* a repository is never reconciled twice at once, here or on another replica:
+  it runs only under its lease, which is renewed while it runs. A request made
+  during a run makes it due again right after, exactly once;
+* a replica that dies stops renewing; its leases expire and another replica
+  takes the repositories over (counted as takeovers);
+* `stop()` stops claiming, lets running reconciles finish (bounded), cancels
+  what is left and releases this replica's leases.
+
+Start-up enqueues nothing: due times are already stored, and repositories a
+fresh database learns of are spread over a window (`Store.add_repository`).
 
 An exception in one run is logged and never reaches another run. A failed
 run is tried again with backoff: `RETRY_FIRST` seconds, doubling with each
-failure in a row, capped at the repository's interval (`RetryLater.interval`)
-or `RETRY_CAP`; a success starts the count again.
+failure in a row (the count is stored, so another replica goes on with it),
+capped at the repository's interval (`RetryLater.interval`) or `RETRY_CAP`.
 """
 
 from __future__ import annotations
@@ -21,11 +32,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import secrets
+import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import metrics
 from bot.config import DEFAULT_REPOSITORY_INTERVAL
+from bot.logs import log_context
+from bot.store import Claim, Schedule
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +54,13 @@ RunRepository = Callable[[str], Awaitable[float | None]]
 DEFAULT_CONCURRENCY = 4
 DEFAULT_TICK = 5.0  # seconds between looks for due repositories
 SHUTDOWN_GRACE = 30.0  # seconds running reconciles get to finish on stop
+#: How long a claimed repository stays this replica's without a renewal: how long a
+#: dead replica's repositories wait before another replica takes them over.
+DEFAULT_LEASE = 60.0
+#: Leases are renewed this often, as a fraction of their length.
+RENEW_FRACTION = 1 / 3
+#: How often the due backlog is counted for /metrics.
+BACKLOG_EVERY = 5.0
 
 #: The first retry after a failed run, in seconds; each failure in a row doubles it.
 RETRY_FIRST = 5.0
@@ -60,141 +86,175 @@ def retry_delay(failures: int, *, cap: float | None) -> float:
     return delay * random.uniform(0.9, 1.0)
 
 
+def replica_name() -> str:
+    """This process's name as a lease holder: host, pid and a random part (pids repeat)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
 class Scheduler:
     def __init__(
         self,
         run: RunRepository,
+        schedule: Schedule,
         *,
+        holder: str | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         tick: float = DEFAULT_TICK,
-        clock: Callable[[], float] = time.monotonic,
+        lease: float = DEFAULT_LEASE,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if lease <= 0:
+            raise ValueError("the lease must be positive")
         self._run = run
+        self._schedule = schedule
+        self.holder = holder or replica_name()
         self._concurrency = concurrency
         self._tick = tick
-        self._clock = clock
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._running: set[str] = set()
-        self._again: set[str] = set()
-        self._due: dict[str, float] = {}
-        self._failures: dict[str, int] = {}
-        self._tasks: list[asyncio.Task] = []
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._lease = lease
+        self._running: dict[str, asyncio.Task] = {}
+        self._wake = asyncio.Event()
+        self._claimer: asyncio.Task | None = None
         self._stopping = False
 
     # -- asking for runs ------------------------------------------------------
 
     def enqueue(self, repository: str) -> None:
         """Reconcile `repository` soon; coalesces with a queued or running run."""
-        if self._stopping:
-            return
-        if repository in self._running:
-            self._again.add(repository)
-            return
-        if repository in self._queued:
-            return
-        self._queued.add(repository)
-        self._idle.clear()
-        self._queue.put_nowait(repository)
+        self.enqueue_all([repository])
 
-    def schedule(self, repository: str, delay: float) -> None:
-        """Run `repository` again after `delay` seconds (replaces its timer)."""
-        self._due[repository] = self._clock() + max(0.0, delay)
+    def enqueue_all(self, repositories: Collection[str]) -> None:
+        """`enqueue` each, in one write (an installation may grant thousands at once).
+
+        Written even while stopping: another replica, or this one restarted, runs them.
+        """
+        if self._schedule.request_runs(repositories) and not self._stopping:
+            self._wake.set()
 
     def forget(self, repository: str) -> None:
-        """The app lost access: no more timers; a queued run is dropped."""
-        self._due.pop(repository, None)
-        self._failures.pop(repository, None)
-        self._again.discard(repository)
-        self._queued.discard(repository)
+        """The app lost access. Its row is gone with the repository; a run under way
+        finds nothing to do, and its end updates nothing."""
 
     def due_in(self, repository: str) -> float | None:
-        when = self._due.get(repository)
-        return None if when is None else when - self._clock()
+        return self._schedule.due_in(repository)
 
     # -- lifecycle --------------------------------------------------------------
 
     def start(self) -> None:
         self._stopping = False
-        loop = asyncio.get_running_loop()
-        self._tasks = [loop.create_task(self._worker()) for _ in range(self._concurrency)]
-        self._tasks.append(loop.create_task(self._ticker()))
+        self._claimer = asyncio.get_running_loop().create_task(self._claim_loop())
 
     async def wait_idle(self, timeout: float | None = None) -> None:
-        """Until nothing is queued or running (tests and shutdown)."""
-        await asyncio.wait_for(self._idle.wait(), timeout)
+        """Until nothing runs here and nothing is due (tests and benchmarks)."""
+
+        async def idle() -> None:
+            while self._running or self._schedule.backlog():
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(idle(), timeout)
+
+    def stop_claiming(self) -> None:
+        """The first step of shutdown: no new runs start here from now on."""
+        self._stopping = True
+        if self._claimer is not None:
+            self._claimer.cancel()
 
     async def stop(self, *, grace: float = SHUTDOWN_GRACE) -> None:
         """Graceful shutdown: no new runs; running ones get `grace` seconds to finish."""
-        self._stopping = True
-        self._again.clear()
-        while not self._queue.empty():
-            self._queued.discard(self._queue.get_nowait())
-        if self._running:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wait_running(), grace)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks = []
-
-    async def _wait_running(self) -> None:
-        while self._running:
-            await asyncio.sleep(0.01)
+        self.stop_claiming()
+        if self._claimer is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._claimer
+            self._claimer = None
+        running = list(self._running.values())
+        if running:
+            _done, late = await asyncio.wait(running, timeout=grace)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        try:
+            released = self._schedule.release(self.holder)
+        except SQLAlchemyError as exc:
+            log.warning("could not release leases at shutdown (they expire by themselves): %s", exc)
+        else:
+            if released:
+                log.info("released %d lease(s)", released)
 
     # -- internals ----------------------------------------------------------------
 
-    async def _ticker(self) -> None:
-        while True:
-            await asyncio.sleep(self._tick)
-            now = self._clock()
-            for repository, when in list(self._due.items()):
-                if when <= now:
-                    del self._due[repository]
-                    self.enqueue(repository)
-
-    async def _worker(self) -> None:
-        while True:
-            repository = await self._queue.get()
-            if repository not in self._queued:  # forgotten while queued
-                self._update_idle()
-                continue
-            self._queued.discard(repository)
-            if self._stopping:
-                continue
-            self._running.add(repository)
+    async def _claim_loop(self) -> None:
+        renew_every = self._lease * RENEW_FRACTION
+        renewed_at = backlog_at = time.monotonic()
+        # Checked, not only cancelled: Python 3.11's wait_for can swallow a cancel that
+        # arrives as the wake-up event is set.
+        while not self._stopping:
+            now = time.monotonic()
             try:
-                delay = await self._run(repository)
-                self._failures.pop(repository, None)
-                if delay is not None:
-                    self.schedule(repository, float(delay))
+                if now - renewed_at >= renew_every:
+                    renewed_at = now
+                    self._renew()
+                if now - backlog_at >= BACKLOG_EVERY:
+                    backlog_at = now
+                    metrics.set_due_backlog(self._schedule.backlog())
+                self._claim()
+            except SQLAlchemyError as exc:
+                # The database is away: nothing can be claimed; runs under way go on.
+                log.warning("the schedule cannot be read: %s; trying again", exc)
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=min(self._tick, renew_every))
+
+    def _claim(self) -> None:
+        free = 0 if self._stopping else self._concurrency - len(self._running)
+        for claim in self._schedule.claim(self.holder, limit=free, lease=self._lease):
+            if claim.taken_from is not None:
+                metrics.count_lease_takeover()
+                log.warning(
+                    "%s: taking over from %s, whose lease expired",
+                    claim.repository,
+                    claim.taken_from,
+                )
+            task = asyncio.get_running_loop().create_task(self._execute(claim))
+            self._running[claim.repository] = task
+
+    def _renew(self) -> None:
+        lost = self._schedule.renew(self.holder, list(self._running), lease=self._lease)
+        for repository in lost:
+            # Only a replica that stalled longer than a lease gets here; the branch
+            # compare-and-swap still guards what this run writes.
+            log.warning("%s: lease lost to another replica while running", repository)
+
+    async def _execute(self, claim: Claim) -> None:
+        repository = claim.repository
+        due_in: float | None = None
+        failed = False
+        started = time.time()
+        with log_context(repository=repository):
+            log.debug("run started (lease %s)", self.holder)
+            try:
+                due_in = await self._run(repository)
             except asyncio.CancelledError:
+                # Shutdown: the lease is released and the repository stays due.
+                self._running.pop(repository, None)
                 raise
             except RetryLater as exc:
-                retry = self._retry(repository, exc.interval)
-                log.warning("%s: reconcile stopped: %s; retrying in %.0f s", repository, exc, retry)
+                failed, due_in = True, retry_delay(claim.failures + 1, cap=exc.interval)
+                log.warning("reconcile stopped: %s; retrying in %.0f s", exc, due_in)
             except Exception:
-                # Whatever went wrong stays with this repository: the worker lives on.
-                retry = self._retry(repository, None)
-                log.exception("reconcile of %s failed; retrying in %.0f s", repository, retry)
+                # Whatever went wrong stays with this repository: the replica lives on.
+                failed, due_in = True, retry_delay(claim.failures + 1, cap=None)
+                log.exception("reconcile failed; retrying in %.0f s", due_in)
             finally:
-                self._running.discard(repository)
-            if repository in self._again:
-                self._again.discard(repository)
-                self.enqueue(repository)
-            self._update_idle()
-
-    def _retry(self, repository: str, interval: float | None) -> float:
-        failures = self._failures.get(repository, 0) + 1
-        self._failures[repository] = failures
-        delay = retry_delay(failures, cap=interval)
-        self.schedule(repository, delay)
-        return delay
-
-    def _update_idle(self) -> None:
-        if not self._queued and not self._running:
-            self._idle.set()
+                log.debug(
+                    "run finished (lease %s, %.3f s)",
+                    self.holder,
+                    time.time() - started,
+                    extra={"run_started": started, "run_finished": time.time()},
+                )
+            try:
+                self._schedule.finish(claim, self.holder, due_in=due_in, failed=failed)
+            except SQLAlchemyError as exc:
+                log.warning("could not store the next due time (the lease expires): %s", exc)
+            finally:
+                self._running.pop(repository, None)
+                self._wake.set()  # a slot is free: claim again now

@@ -21,11 +21,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from bot.discovery import REDISCOVERY_INTERVAL, keep_rediscovering
+from bot.discovery import REDISCOVERY_INTERVAL, InstallationListing, keep_rediscovering
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache
 from bot.github.client import DEFAULT_WRITE_INTERVAL, AppClient, GitHubClient
 from bot.github.trees import BlobCache
 from bot.handlers import Services
+from bot.logs import configure_logging, set_replica
 from bot.planner import (
     MAX_BYTES_SETTING,
     MAX_FILES_SETTING,
@@ -34,22 +35,30 @@ from bot.planner import (
     PlanBudget,
 )
 from bot.reconcile import Deps, run_repository
-from bot.redact import ScrubbingFormatter
 from bot.registry.addresses import ALLOWED_ADDRESSES_VARIABLE, AddressPolicy, registry_session
 from bot.registry.credentials import CredentialStore
 from bot.registry.errors import RegistryError
 from bot.registry.scanner import RegistryScanner
 from bot.registry.source import RegistryTagSource
 from bot.registry.transport import ClientSettings
-from bot.scheduler import DEFAULT_CONCURRENCY, DEFAULT_TICK, SHUTDOWN_GRACE, Scheduler
-from bot.store import Store, StoreError
-from bot.store.sqlite import DEFAULT_DATABASE_URL
+from bot.scheduler import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_LEASE,
+    DEFAULT_TICK,
+    SHUTDOWN_GRACE,
+    Scheduler,
+    replica_name,
+)
+from bot.store import DEFAULT_DATABASE_URL, Store, StoreError
 from bot.web import make_app
 from bot.workers import Workers, default_processes
 
 log = logging.getLogger("bot")
 
 DEFAULT_PORT = 3000
+#: Repositories a fresh database learns of (rediscovery) are first due spread over this
+#: many seconds, so a new replica set does not run them all in its first minute.
+DEFAULT_FIRST_RUN_SPREAD = 300.0
 
 
 class SetupError(Exception):
@@ -144,15 +153,6 @@ def _registry_limits(environ: Mapping[str, str]) -> ClientSettings:
     )
 
 
-def _configure_logging(environ: Mapping[str, str]) -> None:
-    level = environ.get("LOG_LEVEL", "info").strip().upper() or "INFO"
-    level = {"TRACE": "DEBUG", "FATAL": "CRITICAL", "WARN": "WARNING"}.get(level, level)
-    handler = logging.StreamHandler(sys.stderr)
-    # URLs lose their query and userinfo: tokens and signatures ride there.
-    handler.setFormatter(ScrubbingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
-
-
 async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or until `stop` is set)."""
     secret = environ.get("WEBHOOK_SECRET", "")
@@ -171,7 +171,14 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
     )
     budget = _budget(environ)
     processes = int(_number(environ, "WORKERS", default_processes()))
-    store = Store.open(environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL)
+    first_run_spread = _number(environ, "FIRST_RUN_SPREAD_SECONDS", DEFAULT_FIRST_RUN_SPREAD)
+    lease = _number(environ, "LEASE_SECONDS", DEFAULT_LEASE) or DEFAULT_LEASE
+    holder = environ.get("REPLICA_NAME", "").strip() or replica_name()
+    set_replica(holder)
+    store = Store.open(
+        environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL,
+        first_run_spread=first_run_spread,
+    )
     stop = stop or asyncio.Event()
     # Planning and tag ranking run here, off the event loop that acknowledges webhooks.
     workers = Workers(processes)
@@ -182,6 +189,7 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
     runner: web.AppRunner | None = None
     scheduler: Scheduler | None = None
     discovery: asyncio.Task | None = None
+    listing: InstallationListing | None = None
     try:
         tokens = AppClient(session, creds=creds).token_cache()
         clients = InstallationClients(
@@ -204,28 +212,44 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         )
         scheduler = Scheduler(
             lambda repository: run_repository(deps, repository),
+            store.schedule,
+            holder=holder,
             concurrency=int(_number(environ, "CONCURRENCY", DEFAULT_CONCURRENCY)) or 1,
             tick=_number(environ, "TICK_SECONDS", DEFAULT_TICK) or DEFAULT_TICK,
+            lease=lease,
         )
-        services = Services(store=store, scheduler=scheduler, forget_installation=clients.forget)
+        listing = InstallationListing(clients.client, store, scheduler)
+        services = Services(
+            store=store,
+            scheduler=scheduler,
+            forget_installation=clients.forget,
+            list_repositories=listing.start,
+        )
         runner = web.AppRunner(make_app(services, secret=secret), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
+        # Nothing is enqueued here: the due times are in the database already.
         scheduler.start()
-        for record in store.repositories():  # catch up on whatever happened while down
-            scheduler.enqueue(record.full_name)
-        # And on installations and repositories no webhook told of (a new or restored database).
+        # Installations and repositories no webhook told of (a new or restored database).
         discovery = asyncio.create_task(
             keep_rediscovering(
                 AppClient(session, creds=creds),
                 clients.client,
                 store,
                 scheduler,
+                first_run_spread=first_run_spread,
                 interval=_number(environ, "REDISCOVERY_SECONDS", REDISCOVERY_INTERVAL)
                 or REDISCOVERY_INTERVAL,
             )
         )
-        log.info("listening on %s:%s (API %s)", host, port, creds.base_url)
+        log.info(
+            "listening on %s:%s (API %s, database %s, replica %s)",
+            host,
+            port,
+            creds.base_url,
+            store.backend,
+            holder,
+        )
 
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -238,8 +262,12 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
             discovery.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await discovery
+        if scheduler is not None:
+            scheduler.stop_claiming()  # no new runs; deliveries may still be stored
         if runner is not None:
-            await runner.cleanup()  # no new deliveries first
+            await runner.cleanup()  # no new deliveries
+        if listing is not None:
+            await listing.close()
         if scheduler is not None:
             await scheduler.stop(grace=SHUTDOWN_GRACE)
         await session.close()
@@ -250,7 +278,11 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
 
 def main(environ: Mapping[str, str]) -> int:
     """Exit status: 0 after a clean shutdown, 2 when the environment is unusable."""
-    _configure_logging(environ)
+    try:
+        configure_logging(environ)
+    except ValueError as exc:
+        print(f"image-automation bot cannot start: {exc}", file=sys.stderr)
+        return 2
     try:
         asyncio.run(serve(environ))
     except (SetupError, CredentialsError, StoreError, RegistryError) as exc:

@@ -16,6 +16,12 @@ refusal is a short plain-text answer saying what is wrong; never a traceback.
 with the reason while the database cannot be written (see `Readiness`). A
 delivery that fails meanwhile is answered 503 with the same reason (GitHub
 may redeliver it), and is not remembered as handled.
+
+``/metrics`` is the Prometheus text exposition of `bot.metrics`. Like
+``/healthz`` it is unauthenticated: operators restrict it at the network level
+(a scrape-only port, a network policy). Its labels carry route templates,
+registry ``host[:port]`` and installation ids, never a URL's query, userinfo or
+a token.
 """
 
 from __future__ import annotations
@@ -32,9 +38,11 @@ from aiohttp import web
 from gidgethub import sansio
 from gidgethub.routing import Router
 
+from bot import metrics
 from bot.handlers import Services
 from bot.handlers import router as default_router
 from bot.handlers.payloads import MalformedPayload, action
+from bot.logs import log_context
 from bot.store import Store, StoreError
 
 log = logging.getLogger(__name__)
@@ -120,12 +128,19 @@ def make_app(
         app.router.add_post(path, webhook)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_endpoint)
     return app
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers (whether it can do its work is /readyz)."""
     return web.json_response({"status": "ok"})
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    """Prometheus scrape: every metric of `bot.metrics`, unauthenticated (see above)."""
+    body, content_type = metrics.render()
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def _refuse(status: int, reason: str) -> web.Response:
@@ -193,7 +208,8 @@ async def _handle_delivery(
         if store.delivery_seen(delivery):
             return web.Response(status=200, text="already handled\n")
         event = sansio.Event(payload, event=event_name, delivery_id=delivery)
-        await router.dispatch(event, services)
+        with log_context(delivery=delivery):
+            await router.dispatch(event, services)
         store.record_delivery(delivery, event_name)
     except MalformedPayload as exc:
         log.warning("delivery %s (%s): malformed payload: %s", delivery, event_name, exc)

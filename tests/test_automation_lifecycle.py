@@ -52,6 +52,9 @@ class RecordingQueue:
     def enqueue(self, repository: str) -> None:
         self.asked.append(repository)
 
+    def enqueue_all(self, repositories) -> None:
+        self.asked.extend(repositories)
+
     def forget(self, repository: str) -> None:
         pass
 
@@ -382,7 +385,12 @@ async def test_a_failing_repository_does_not_affect_another(world):
         status=500,
         times=4,  # every attempt of the first tree read fails
     )
-    scheduler = Scheduler(lambda name: run_repository(world.deps, name), concurrency=1, tick=0.05)
+    scheduler = Scheduler(
+        lambda name: run_repository(world.deps, name),
+        world.store.schedule,
+        concurrency=1,
+        tick=0.05,
+    )
     scheduler.start()
     scheduler.enqueue(REPO)
     scheduler.enqueue("octo-org/other")

@@ -20,6 +20,9 @@ class Queue:
     def enqueue(self, repository: str) -> None:
         self.enqueued.append(repository)
 
+    def enqueue_all(self, repositories) -> None:
+        self.enqueued.extend(repositories)
+
     def forget(self, repository: str) -> None:
         self.forgotten.append(repository)
 
@@ -49,13 +52,17 @@ async def test_a_new_database_learns_every_installation_and_all_their_repositori
     sim.suspend_installation(paused)
     queue = Queue()
 
-    found = await rediscover(app, clients.client, store, queue)
+    found = await rediscover(app, clients.client, store, queue, first_run_spread=600.0)
 
     assert found.installations == 3
     assert store.installation_repositories(org) == many
     assert store.installation_repositories(user) == ["alice/solo"]
     assert store.is_suspended(paused) and not store.is_suspended(org)
-    assert sorted(queue.enqueued) == sorted([*many, "alice/solo"])
+    # Nothing is run at once: each first run is due at its own time within the spread.
+    assert queue.enqueued == []
+    due = [store.schedule.due_in(name) for name in [*many, "alice/solo"]]
+    assert all(due_in is not None and -5 <= due_in <= 600 for due_in in due)
+    assert max(due) - min(due) > 60  # spread, not all at one moment
     assert sim.counters["GET /installation/repositories"] == 3  # two pages, then one
 
 

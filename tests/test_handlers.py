@@ -25,7 +25,7 @@ class Env:
         async def run(repository: str) -> None:
             self.ran.append(repository)
 
-        self.scheduler = Scheduler(run, concurrency=1, tick=0.05)
+        self.scheduler = Scheduler(run, self.store.schedule, concurrency=1, tick=0.05)
         self.services = Services(self.store, self.scheduler, self.forgotten.append)
 
     async def dispatch(self, event: str, payload: dict) -> None:

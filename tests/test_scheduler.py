@@ -1,4 +1,9 @@
-"""The scheduler: one run per repository at a time, bounded concurrency, timers, shutdown."""
+"""The scheduler: one run per repository at a time, bounded concurrency, timers, shutdown.
+
+The schedule is the store's (`bot.store.schedule`): due times and leases in the
+database. Here on SQLite; `tests/test_schedule_leases.py` runs replicas on
+PostgreSQL too.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,21 @@ import asyncio
 import pytest
 
 from bot.scheduler import RETRY_CAP, RETRY_FIRST, RetryLater, Scheduler, retry_delay
+from bot.store import Store
+
+REPOSITORIES = ("o/a", "o/b", "o/c", "o/bad", "o/good", "o/slow", *(f"o/{i}" for i in range(6)))
+
+
+def make_store(clock=None) -> Store:
+    """A fresh memory store that knows `REPOSITORIES`, none of them due."""
+    store = Store.open("sqlite:///:memory:", **({"clock": clock} if clock else {}))
+    for name in REPOSITORIES:
+        store.add_repository(name, 1, due_in=10**9)
+    return store
+
+
+def make_scheduler(run, *, store: Store | None = None, clock=None, **options) -> Scheduler:
+    return Scheduler(run, (store or make_store(clock)).schedule, **options)
 
 
 class Recorder:
@@ -37,7 +57,7 @@ class Recorder:
 
 async def test_runs_are_serialised_per_repository_and_coalesced():
     run = Recorder(delay=0.05)
-    scheduler = Scheduler(run, concurrency=4, tick=0.01)
+    scheduler = make_scheduler(run, concurrency=4, tick=0.01)
     scheduler.start()
     scheduler.enqueue("o/a")
     await asyncio.sleep(0.01)  # o/a is running now
@@ -51,7 +71,7 @@ async def test_runs_are_serialised_per_repository_and_coalesced():
 
 async def test_concurrency_is_bounded():
     run = Recorder(delay=0.05)
-    scheduler = Scheduler(run, concurrency=2, tick=0.01)
+    scheduler = make_scheduler(run, concurrency=2, tick=0.01)
     scheduler.start()
     for i in range(6):
         scheduler.enqueue(f"o/{i}")
@@ -64,7 +84,7 @@ async def test_concurrency_is_bounded():
 async def test_a_failing_repository_does_not_stop_the_others_and_is_retried(caplog):
     run = Recorder()
     run.fail.add("o/bad")
-    scheduler = Scheduler(run, concurrency=1, tick=0.01)
+    scheduler = make_scheduler(run, concurrency=1, tick=0.01)
     scheduler.start()
     scheduler.enqueue("o/bad")
     scheduler.enqueue("o/good")
@@ -78,7 +98,7 @@ async def test_a_failing_repository_does_not_stop_the_others_and_is_retried(capl
 async def test_the_interval_a_run_returns_schedules_the_next_run():
     now = [0.0]
     run = Recorder(next_run=300.0)
-    scheduler = Scheduler(run, concurrency=1, tick=0.01, clock=lambda: now[0])
+    scheduler = make_scheduler(run, concurrency=1, tick=0.01, clock=lambda: now[0])
     scheduler.start()
     scheduler.enqueue("o/a")
     await scheduler.wait_idle(timeout=5)
@@ -97,10 +117,12 @@ async def test_the_interval_a_run_returns_schedules_the_next_run():
 
 async def test_forgotten_repositories_do_not_run():
     run = Recorder(delay=0.05)
-    scheduler = Scheduler(run, concurrency=1, tick=0.01)
+    store = make_store()
+    scheduler = make_scheduler(run, store=store, concurrency=1, tick=0.01)
     scheduler.start()
     scheduler.enqueue("o/a")
     scheduler.enqueue("o/b")
+    store.remove_repository("o/b")  # what the handlers do when access is lost
     scheduler.forget("o/b")
     await scheduler.wait_idle(timeout=5)
     await scheduler.stop()
@@ -110,7 +132,7 @@ async def test_forgotten_repositories_do_not_run():
 
 async def test_stop_lets_running_work_finish_and_drops_queued_work():
     run = Recorder(delay=0.1)
-    scheduler = Scheduler(run, concurrency=1, tick=0.01)
+    scheduler = make_scheduler(run, concurrency=1, tick=0.01)
     scheduler.start()
     scheduler.enqueue("o/a")
     scheduler.enqueue("o/b")
@@ -124,7 +146,7 @@ async def test_stop_lets_running_work_finish_and_drops_queued_work():
 
 async def test_stop_cancels_runs_that_overstay_the_grace_period():
     run = Recorder(delay=10)
-    scheduler = Scheduler(run, concurrency=1, tick=0.01)
+    scheduler = make_scheduler(run, concurrency=1, tick=0.01)
     scheduler.start()
     scheduler.enqueue("o/slow")
     await asyncio.sleep(0.02)
@@ -134,7 +156,7 @@ async def test_stop_cancels_runs_that_overstay_the_grace_period():
 
 def test_concurrency_must_be_positive():
     with pytest.raises(ValueError):
-        Scheduler(Recorder(), concurrency=0)
+        make_scheduler(Recorder(), concurrency=0)
 
 
 def test_retry_delays_double_and_stop_at_the_interval():
@@ -154,7 +176,7 @@ async def test_failures_in_a_row_back_off_and_a_success_starts_again():
             raise outcome
         return 300.0
 
-    scheduler = Scheduler(run, concurrency=1, tick=0.01, clock=lambda: now[0])
+    scheduler = make_scheduler(run, concurrency=1, tick=0.01, clock=lambda: now[0])
     scheduler.start()
     waits = []
     for _ in range(5):
@@ -165,3 +187,20 @@ async def test_failures_in_a_row_back_off_and_a_success_starts_again():
     assert 4.5 <= waits[0] <= 5 and 9 <= waits[1] <= 10 and 18 <= waits[2] <= 20
     assert waits[3] == pytest.approx(300.0)  # the interval again after a success
     assert 4.5 <= waits[4] <= 5  # counting starts again
+
+
+async def test_stop_ends_even_while_quick_runs_keep_waking_the_claimer():
+    """Runs that finish at once set the wake-up event all the time; stop still ends."""
+    names = [f"o/quick-{i}" for i in range(3000)]
+    store = Store.open("sqlite:///:memory:")
+    store.add_repositories(1, dict.fromkeys(names))
+    run = Recorder()
+    scheduler = make_scheduler(run, store=store, concurrency=4, tick=0.2)
+    scheduler.start()
+    scheduler.enqueue_all(names)
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(scheduler.stop(grace=5), timeout=5)
+    ran = len(run.calls)
+    await asyncio.sleep(0.05)
+    assert 0 < ran == len(run.calls) < len(names)  # none started after stop
+    assert store.schedule.backlog() == len(names) - ran  # the rest stays due, for anyone

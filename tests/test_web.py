@@ -66,7 +66,7 @@ class Harness:
 async def web(aiohttp_client):
     store = Store.open("sqlite:///:memory:")
     runs = Runs()
-    scheduler = Scheduler(runs, concurrency=2, tick=0.05)
+    scheduler = Scheduler(runs, store.schedule, concurrency=2, tick=0.05)
     forgotten: list[int] = []
     services = Services(store=store, scheduler=scheduler, forget_installation=forgotten.append)
     client = await aiohttp_client(make_app(services, secret=SECRET))
@@ -325,7 +325,7 @@ async def test_health_and_wrong_methods(web):
 
 def test_no_secret_no_app():
     store = Store.open("sqlite:///:memory:")
-    services = Services(store=store, scheduler=Scheduler(Runs()))
+    services = Services(store=store, scheduler=Scheduler(Runs(), store.schedule))
     with pytest.raises(ValueError, match="WEBHOOK_SECRET"):
         make_app(services, secret="")
 
@@ -431,7 +431,7 @@ async def test_readyz_is_503_while_the_database_cannot_be_written(aiohttp_client
     directory = tmp_path / "db"
     store = Store.open(f"sqlite:///{directory}/bot.db")
     runs = Runs()
-    scheduler = Scheduler(runs, concurrency=1, tick=0.05)
+    scheduler = Scheduler(runs, store.schedule, concurrency=1, tick=0.05)
     app = make_app(Services(store, scheduler), secret=SECRET, ready_probe_interval=0)
     client = await aiohttp_client(app)
     body = example("push", "with-new-branch.payload.json")

@@ -41,6 +41,7 @@ import gidgethub
 import gidgethub.aiohttp
 from gidgethub import sansio
 
+from bot import metrics
 from bot.github.auth import AppCredentials, TokenCache, app_jwt
 from bot.github.errors import GitHubError, Unreachable, from_http, rate_limit_kind
 from bot.redact import scrub
@@ -326,7 +327,7 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
             attempt += 1
             self.request_count += 1
             try:
-                return await self._send(method, url, headers, body, allow_redirects=allow_redirects)
+                return await self._send_observed(method, url, headers, body, allow_redirects)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 # No answer: safe to repeat only what cannot do anything twice.
                 if attempt >= self.max_attempts or not _is_repeatable(method, url):
@@ -335,6 +336,29 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
                         f"{type(exc).__name__}: {scrub(str(exc))}"
                     ) from None
                 await self.sleep(_backoff(attempt))
+
+    async def _send_observed(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        allow_redirects: bool,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """`_send`, recorded in `bot.metrics`: route, status ("error" for no answer), rate limit."""
+        who = self._metrics_installation()
+        try:
+            reply = await self._send(method, url, headers, body, allow_redirects=allow_redirects)
+        except Exception:
+            metrics.observe_github(url, metrics.NO_ANSWER, who, base_url=self.base_url)
+            raise
+        remaining = reply[1].get("x-ratelimit-remaining")
+        metrics.observe_github(url, reply[0], who, remaining, base_url=self.base_url)
+        return reply
+
+    def _metrics_installation(self) -> int | str:
+        """Whose rate limit the answers report: the App's (JWT) unless an installation's."""
+        return metrics.APP_INSTALLATION
 
     async def _send(
         self,
@@ -450,6 +474,9 @@ class GitHubClient(_RetryingClient):
 
     def _forget_authorization(self) -> None:
         self._tokens.invalidate(self.installation_id)
+
+    def _metrics_installation(self) -> int | str:
+        return self.installation_id
 
 
 class AppClient(_RetryingClient):

@@ -27,9 +27,9 @@ def _record(services: Services, installation: payloads.Installation) -> int:
 
 
 def _add(services: Services, installation: int, repositories: list[str]) -> None:
-    for full_name in repositories:
-        services.store.add_repository(full_name, installation)
-        services.scheduler.enqueue(full_name)
+    """Know the repositories and run them now (someone just gave the App access)."""
+    services.store.add_repositories(installation, dict.fromkeys(repositories))
+    services.scheduler.enqueue_all(repositories)
 
 
 @router.register("installation", action="created")
@@ -38,6 +38,8 @@ async def installation_created(event: sansio.Event, services: Services) -> None:
     installation = _record(services, delivery.installation)
     services.store.set_suspended(installation, delivery.installation.suspended)
     _add(services, installation, delivery.repositories)
+    if delivery.unlisted:
+        services.list_repositories(installation)
     log.info("installed on %s (installation %s)", delivery.installation.account, installation)
 
 
@@ -61,8 +63,7 @@ async def installation_suspended(event: sansio.Event, services: Services) -> Non
 async def installation_unsuspended(event: sansio.Event, services: Services) -> None:
     installation = _record(services, payloads.installation_of(event.data))
     services.store.set_suspended(installation, False)
-    for full_name in services.store.installation_repositories(installation):
-        services.scheduler.enqueue(full_name)
+    services.scheduler.enqueue_all(services.store.installation_repositories(installation))
 
 
 @router.register("installation", action="new_permissions_accepted")
@@ -72,9 +73,12 @@ async def permissions_accepted(event: sansio.Event, services: Services) -> None:
     installation = _record(services, delivery.installation)
     known = services.store.installation_repositories(installation)
     _add(services, installation, [name for name in delivery.repositories if name not in known])
-    for full_name in services.store.installation_repositories(installation):
+    if delivery.unlisted:
+        services.list_repositories(installation)
+    repositories = services.store.installation_repositories(installation)
+    for full_name in repositories:
         services.store.mark_dirty(full_name)
-        services.scheduler.enqueue(full_name)
+    services.scheduler.enqueue_all(repositories)
 
 
 @router.register("installation_repositories", action="added")

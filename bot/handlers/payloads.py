@@ -163,6 +163,9 @@ class InstallationEvent:
 
     installation: Installation
     repositories: list[str] = field(default_factory=list)
+    #: The delivery lists none, and the installation has "all repositories": GitHub
+    #: sends no list for those, so the list must be fetched.
+    unlisted: bool = False
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,15 @@ def installation_of(payload: object) -> Installation:
 def installation_event(payload: object) -> InstallationEvent:
     """`installation` created / new_permissions_accepted: with the repositories it lists."""
     root = _root(payload)
-    return InstallationEvent(_installation(root), _full_names(root, "repositories"))
+    repositories = _full_names(root, "repositories")
+    selection = root.maybe_text("repository_selection") or root.obj(
+        "installation"
+    ).maybe_text("repository_selection")
+    return InstallationEvent(
+        _installation(root),
+        repositories,
+        unlisted=not repositories and selection == "all",
+    )
 
 
 def installation_repositories_event(payload: object) -> InstallationRepositoriesEvent:

@@ -19,6 +19,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from bot import metrics
 from bot.registry.addresses import ALLOWED_ADDRESSES_VARIABLE, AddressNotAllowed
 from bot.registry.auth import basic_authorization
 from bot.registry.credentials import Credential
@@ -153,10 +154,12 @@ class Transport:
         self.request_counts[request.kind] += 1
         method, url = request.method, request.url
         ssl_arg: ssl.SSLContext | bool = target.ssl_context or True
+        status: int | str = metrics.NO_ANSWER  # counted once, whatever happens next
         try:
             async with self._session.request(
                 method, url, headers=dict(request.headers), allow_redirects=False, ssl=ssl_arg
             ) as resp:
+                status = resp.status
                 body: bytes | None = b""
                 if method != "HEAD" and resp.status not in _REDIRECTS:
                     # Error bodies only feed messages: keep their start, whatever their size.
@@ -171,6 +174,7 @@ class Transport:
                 next_url = resp.links.get("next", {}).get("url") if request.kind == "tags" else None
                 return Reply(resp.status, resp.headers, body, resp.url, next_url)
         except AddressNotAllowed as exc:
+            status = metrics.REFUSED
             raise _refused(target, request, exc) from None
         except aiohttp.ClientConnectorCertificateError as exc:
             raise target.error(
@@ -189,6 +193,8 @@ class Transport:
             ) from None
         except aiohttp.ClientError as exc:
             raise target.error(f"request to {url.host} failed: {exc!r}") from None
+        finally:
+            metrics.observe_registry(url, status)
 
 
 def _refused(target: Target, request: Request, exc: AddressNotAllowed) -> RegistryError:

@@ -47,6 +47,8 @@ class Served:
             "HOST": "127.0.0.1",
             "WRITE_INTERVAL": "0",
             "TICK_SECONDS": "0.2",
+            # Rediscovered repositories run at once, not spread over five minutes.
+            "FIRST_RUN_SPREAD_SECONDS": "0",
             "LOG_LEVEL": "info",
             # The test registries listen on loopback, which serve refuses unless allowed.
             "REGISTRY_ALLOWED_ADDRESSES": "127.0.0.1",

@@ -67,8 +67,9 @@ def installation(sim: GitHubSim, inst: Installation, action: str, sender: User) 
     app = sim.apps.get(inst.app_id)
     if app is None or not app.webhook_url:
         return
+    unlisted = sim.all_repositories_unlisted and inst.repositories is None
     payload = payloads.installation(sim.base_url, inst, app, action=action, sender=sender,
-                                    repositories=_covered(sim, inst))  # fmt: skip
+                                    repositories=[] if unlisted else _covered(sim, inst))  # fmt: skip
     sim.hooks.enqueue(app, inst.id, "installation", payload)
 
 

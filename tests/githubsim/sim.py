@@ -55,6 +55,9 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
         self.rate_limit = 5000  # primary limit per installation / app per hour
         self.rate_limit_status = 403  # GitHub answers 403 or 429 when exhausted
         self.contents_max_bytes = 1 << 20
+        # `installation` deliveries of an "all repositories" installation list none (as
+        # GitHub's may): the App must page GET /installation/repositories itself.
+        self.all_repositories_unlisted = False
         self.apps: dict[int, App] = {}
         self.installations: dict[int, Installation] = {}
         self.tokens: dict[str, Token] = {}

@@ -1,0 +1,503 @@
+"""The app's persisted state, on SQLite or PostgreSQL through SQLAlchemy Core.
+
+What is kept, and why, is in `bot.store.schema`; the schedule's leases are in
+`bot.store.schedule`. Every call is one short transaction, so nothing stays
+open between calls and a failed write leaves nothing half-done. Callers see
+typed records (`bot.store.records`), never SQL.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import fields
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.policy.model import LatestRef
+from bot.store import schema as t
+from bot.store.database import DEFAULT_DATABASE_URL, StoreError, open_engine, reader
+from bot.store.records import AutomationState, RepositoryRecord
+from bot.store.schedule import Schedule
+
+__all__ = ["DEFAULT_DATABASE_URL", "Store", "StoreError"]
+
+#: Delivery ids older than this are forgotten (GitHub redelivers for about 3 days).
+DELIVERY_RETENTION = 14 * 24 * 3600.0
+#: At most this many expired delivery ids are deleted with each recorded delivery: an
+#: indexed, bounded delete instead of a scan of the table. Deliveries expire as fast as
+#: they arrive, so this keeps up, and drains a backlog by up to this many at a time.
+DELIVERY_EXPIRY_BATCH = 100
+
+_AUTOMATION_COLUMNS = tuple(f.name for f in fields(AutomationState) if f.compare)
+_REPOSITORY_COLUMNS = (
+    t.repositories.c.full_name,
+    t.repositories.c.installation_id,
+    t.repositories.c.default_branch,
+    t.repositories.c.head_sha,
+    t.repositories.c.config_sha,
+    t.repositories.c.config_text,
+    t.repositories.c.dirty,
+    t.repositories.c.policy_errors,
+)
+
+
+class Store:
+    def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self._reader = reader(engine)
+        self._clock = clock
+        self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        #: When each repository runs next, and which replica holds it.
+        self.schedule = Schedule(engine, clock=clock)
+
+    @classmethod
+    def open(
+        cls,
+        url: str = DEFAULT_DATABASE_URL,
+        *,
+        clock: Callable[[], float] = time.time,
+        first_run_spread: float = 0.0,
+    ) -> Store:
+        return cls(open_engine(url, first_run_spread=first_run_spread), clock=clock)
+
+    @property
+    def backend(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _write(self, *statements: sa.Executable) -> None:
+        with self._engine.begin() as db:
+            for statement in statements:
+                db.execute(statement)
+
+    def _read(self, statement: sa.Executable) -> list[sa.Row[Any]]:
+        with self._reader.begin() as db:
+            return db.execute(statement).fetchall()
+
+    # -- webhook deliveries -------------------------------------------------
+
+    def delivery_seen(self, delivery_id: str) -> bool:
+        query = sa.select(sa.literal(1)).where(t.deliveries.c.id == delivery_id)
+        return bool(self._read(query))
+
+    def record_delivery(self, delivery_id: str, event: str) -> None:
+        """Remember the delivery; forget at most `DELIVERY_EXPIRY_BATCH` expired ones."""
+        now = self._clock()
+        expired = (
+            sa.select(t.deliveries.c.id)
+            .where(t.deliveries.c.received_at < now - DELIVERY_RETENTION)
+            .order_by(t.deliveries.c.received_at)
+            .limit(DELIVERY_EXPIRY_BATCH)
+        )
+        self._write(
+            self._insert(t.deliveries)
+            .values(id=delivery_id, event=event, received_at=now)
+            .on_conflict_do_nothing(),
+            t.deliveries.delete().where(t.deliveries.c.id.in_(expired.scalar_subquery())),
+        )
+
+    # -- health -------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Readiness: commit one tiny write now; raise `StoreError` saying why it failed.
+
+        A real write, not a look at permissions: only a commit that reaches the
+        database proves the next delivery can be stored (read-only file or mount,
+        full disk, lost lock, a server gone). It updates one row. After a failure
+        nothing is left half-done, and the next probe simply tries again: no
+        restart is needed once the cause is gone.
+        """
+        statement = self._insert(t.health).values(id=1, probed_at=self._clock())
+        try:
+            self._write(
+                statement.on_conflict_do_update(
+                    index_elements=[t.health.c.id],
+                    set_={"probed_at": statement.excluded.probed_at},
+                )
+            )
+        except SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(f"database not writable: {reason}") from exc
+
+    # -- installations ------------------------------------------------------
+
+    def upsert_installation(
+        self, installation_id: int, *, account: str = "", permissions: Mapping | None = None
+    ) -> None:
+        values = {
+            "id": installation_id,
+            "account": account,
+            "permissions": json.dumps(dict(permissions or {}), sort_keys=True),
+        }
+        statement = self._insert(t.installations).values(**values)
+        self._write(
+            statement.on_conflict_do_update(
+                index_elements=[t.installations.c.id],
+                set_={
+                    "account": statement.excluded.account,
+                    "permissions": statement.excluded.permissions,
+                },
+            )
+        )
+
+    def installation_known(self, installation_id: int) -> bool:
+        query = sa.select(sa.literal(1)).where(t.installations.c.id == installation_id)
+        return bool(self._read(query))
+
+    def installation_permissions(self, installation_id: int) -> dict[str, str]:
+        rows = self._read(
+            sa.select(t.installations.c.permissions).where(t.installations.c.id == installation_id)
+        )
+        return json.loads(rows[0][0]) if rows else {}
+
+    def set_suspended(self, installation_id: int, suspended: bool) -> None:
+        self._write(
+            t.installations.update()
+            .where(t.installations.c.id == installation_id)
+            .values(suspended=suspended)
+        )
+
+    def is_suspended(self, installation_id: int) -> bool:
+        rows = self._read(
+            sa.select(t.installations.c.suspended).where(t.installations.c.id == installation_id)
+        )
+        return bool(rows and rows[0][0])
+
+    def delete_installation(self, installation_id: int) -> list[str]:
+        """Forget the installation and everything about its repositories; returns them."""
+        with self._engine.begin() as db:
+            names = self._installation_repositories(db, installation_id)
+            for full_name in names:
+                self._remove_repository(db, full_name)
+            db.execute(t.installations.delete().where(t.installations.c.id == installation_id))
+        return names
+
+    def installation_ids(self) -> list[int]:
+        return [row[0] for row in self._read(sa.select(t.installations.c.id).order_by("id"))]
+
+    def installation_repositories(self, installation_id: int) -> list[str]:
+        with self._reader.begin() as db:
+            return self._installation_repositories(db, installation_id)
+
+    @staticmethod
+    def _installation_repositories(db: Connection, installation_id: int) -> list[str]:
+        query = (
+            sa.select(t.repositories.c.full_name)
+            .where(t.repositories.c.installation_id == installation_id)
+            .order_by(t.repositories.c.full_name)
+        )
+        return [row[0] for row in db.execute(query)]
+
+    # -- repositories -------------------------------------------------------
+
+    def add_repository(
+        self,
+        full_name: str,
+        installation_id: int,
+        *,
+        default_branch: str | None = None,
+        due_in: float | None = None,
+    ) -> None:
+        """Know `full_name` (granted to `installation_id`).
+
+        A new one is first due in `due_in` seconds; with None it waits for a run
+        request (`Schedule.request_run`). A known one keeps its place in the schedule.
+        """
+        self.add_repositories(
+            installation_id, {full_name: default_branch}, due_in=lambda: due_in
+        )
+
+    def add_repositories(
+        self,
+        installation_id: int,
+        repositories: Mapping[str, str | None],
+        *,
+        due_in: Callable[[], float | None] = lambda: None,
+    ) -> None:
+        """`add_repository` for each full name -> default branch, in one transaction
+        (an installation may grant thousands at once); `due_in` is asked per repository."""
+        if not repositories:
+            return
+        r = t.repositories
+        now = self._clock()
+        rows = []
+        for full_name, default_branch in repositories.items():
+            first = due_in()
+            rows.append(
+                {
+                    "full_name": full_name,
+                    "installation_id": installation_id,
+                    "default_branch": default_branch,
+                    "due_at": None if first is None else now + max(0.0, first),
+                }
+            )
+        statement = self._insert(r)
+        statement = statement.on_conflict_do_update(
+            index_elements=[r.c.full_name],
+            set_={
+                "installation_id": statement.excluded.installation_id,
+                "default_branch": sa.func.coalesce(
+                    statement.excluded.default_branch, r.c.default_branch
+                ),
+            },
+        )
+        with self._engine.begin() as db:
+            installation = self._insert(t.installations).values(id=installation_id)
+            db.execute(installation.on_conflict_do_nothing())
+            db.execute(statement, rows)
+
+    def remove_repository(self, full_name: str) -> None:
+        with self._engine.begin() as db:
+            self._remove_repository(db, full_name)
+
+    @staticmethod
+    def _remove_repository(db: Connection, full_name: str) -> None:
+        db.execute(t.repositories.delete().where(t.repositories.c.full_name == full_name))
+        for table in (t.policies, t.automations, t.declined):
+            db.execute(table.delete().where(table.c.repository == full_name))
+
+    def repository(self, full_name: str) -> RepositoryRecord | None:
+        rows = self._read(
+            sa.select(*_REPOSITORY_COLUMNS).where(t.repositories.c.full_name == full_name)
+        )
+        return _repository_from_row(rows[0]) if rows else None
+
+    def repositories(self) -> list[RepositoryRecord]:
+        rows = self._read(sa.select(*_REPOSITORY_COLUMNS).order_by(t.repositories.c.full_name))
+        return [_repository_from_row(row) for row in rows]
+
+    def save_repository(self, record: RepositoryRecord) -> None:
+        self._write(
+            t.repositories.update()
+            .where(t.repositories.c.full_name == record.full_name)
+            .values(
+                installation_id=record.installation_id,
+                default_branch=record.default_branch,
+                head_sha=record.head_sha,
+                config_sha=record.config_sha,
+                config_text=record.config_text,
+                policy_errors=json.dumps(record.policy_errors, sort_keys=True),
+            )
+        )
+
+    def mark_dirty(self, full_name: str) -> None:
+        """Something changed that the short-circuit key does not cover: run fully next time."""
+        self._write(
+            t.repositories.update()
+            .where(t.repositories.c.full_name == full_name)
+            .values(dirty=t.repositories.c.dirty + 1)
+        )
+
+    def clear_dirty(self, full_name: str, *, seen: int) -> None:
+        """A full run that started at mark count `seen` is done; later marks stay."""
+        dirty = t.repositories.c.dirty
+        self._write(
+            t.repositories.update()
+            .where(t.repositories.c.full_name == full_name)
+            .values(dirty=sa.case((dirty > seen, dirty - seen), else_=0))
+        )
+
+    # -- the latest image per policy (the one copy of the observed images) ------
+
+    def latest(self, repository: str) -> dict[str, LatestRef]:
+        """The latest image of each policy, as the last complete run saw it."""
+        p = t.policies
+        rows = self._read(
+            sa.select(p.c.policy, p.c.name, p.c.tag, p.c.digest).where(p.c.repository == repository)
+        )
+        return {row[0]: LatestRef(name=row[1], tag=row[2], digest=row[3]) for row in rows}
+
+    def save_latest(self, repository: str, latest: Mapping[str, LatestRef]) -> None:
+        with self._engine.begin() as db:
+            db.execute(t.policies.delete().where(t.policies.c.repository == repository))
+            if latest:
+                db.execute(
+                    t.policies.insert(),
+                    [
+                        {
+                            "repository": repository,
+                            "policy": policy,
+                            "name": ref.name,
+                            "tag": ref.tag,
+                            "digest": ref.digest,
+                        }
+                        for policy, ref in latest.items()
+                    ],
+                )
+
+    # -- automations ----------------------------------------------------------
+
+    def automation_state(self, repository: str, automation: str) -> AutomationState:
+        a = t.automations
+        rows = self._read(
+            sa.select(*(a.c[name] for name in _AUTOMATION_COLUMNS)).where(
+                a.c.repository == repository, a.c.automation == automation
+            )
+        )
+        if not rows:
+            return AutomationState(repository=repository, automation=automation)
+        return _automation_from_row(rows[0])
+
+    def automation_states(self, repository: str) -> list[AutomationState]:
+        a = t.automations
+        rows = self._read(
+            sa.select(*(a.c[name] for name in _AUTOMATION_COLUMNS))
+            .where(a.c.repository == repository)
+            .order_by(a.c.automation)
+        )
+        return [_automation_from_row(row) for row in rows]
+
+    def automation_for_branch(self, repository: str, push_branch: str) -> AutomationState | None:
+        for state in self.automation_states(repository):
+            if state.push_branch == push_branch:
+                return state
+        return None
+
+    def save_automation_state(self, state: AutomationState) -> None:
+        """Write the row; taken over, marked meanwhile by a webhook, survives a save that did not see it."""
+        a = t.automations
+        values = {name: getattr(state, name) for name in _AUTOMATION_COLUMNS}
+        values["pr_labels"] = json.dumps(state.pr_labels)
+        statement = self._insert(a).values(**values)
+        updates: dict[str, Any] = {
+            name: statement.excluded[name]
+            for name in _AUTOMATION_COLUMNS
+            if name not in ("repository", "automation", "taken_over")
+        }
+        updates["taken_over"] = (
+            statement.excluded.taken_over
+            if state.loaded_taken_over
+            else sa.or_(statement.excluded.taken_over, a.c.taken_over)
+        )
+        self._write(
+            statement.on_conflict_do_update(
+                index_elements=[a.c.repository, a.c.automation], set_=updates
+            )
+        )
+        state.loaded_taken_over = state.taken_over
+        state.stored = True
+
+    def forget_automation(self, repository: str, automation: str) -> None:
+        """The automation left the config: its branch and PR are no longer the bot's."""
+        a = t.automations
+        self._write(a.delete().where(a.c.repository == repository, a.c.automation == automation))
+
+    # -- outcomes of PRs ----------------------------------------------------------
+
+    def decline_change_set(
+        self, repository: str, automation: str, change_set: str, *, pr_number: int | None
+    ) -> None:
+        d = t.declined
+        statement = self._insert(d).values(
+            repository=repository,
+            automation=automation,
+            change_set=change_set,
+            pr_number=pr_number,
+            closed_at=self._clock(),
+        )
+        self._write(
+            statement.on_conflict_do_update(
+                index_elements=[d.c.repository, d.c.automation, d.c.change_set],
+                set_={
+                    "pr_number": statement.excluded.pr_number,
+                    "closed_at": statement.excluded.closed_at,
+                },
+            )
+        )
+
+    def forget_declined(self, repository: str, automation: str, change_set: str) -> None:
+        d = t.declined
+        self._write(
+            d.delete().where(
+                d.c.repository == repository,
+                d.c.automation == automation,
+                d.c.change_set == change_set,
+            )
+        )
+
+    def declined_by_pull_request(
+        self, repository: str, automation: str, pr_number: int
+    ) -> list[str]:
+        d = t.declined
+        rows = self._read(
+            sa.select(d.c.change_set).where(
+                d.c.repository == repository,
+                d.c.automation == automation,
+                d.c.pr_number == pr_number,
+            )
+        )
+        return [row[0] for row in rows]
+
+    def is_declined(self, repository: str, automation: str, change_set: str) -> bool:
+        d = t.declined
+        rows = self._read(
+            sa.select(sa.literal(1)).where(
+                d.c.repository == repository,
+                d.c.automation == automation,
+                d.c.change_set == change_set,
+            )
+        )
+        return bool(rows)
+
+    def record_merged(
+        self, repository: str, automation: str, pr_number: int, change_set: str | None
+    ) -> None:
+        m = t.merged
+        statement = self._insert(m).values(
+            repository=repository,
+            automation=automation,
+            pr_number=pr_number,
+            change_set=change_set,
+            merged_at=self._clock(),
+        )
+        self._write(
+            statement.on_conflict_do_update(
+                index_elements=[m.c.repository, m.c.pr_number],
+                set_={
+                    "automation": statement.excluded.automation,
+                    "change_set": statement.excluded.change_set,
+                    "merged_at": statement.excluded.merged_at,
+                },
+            )
+        )
+
+    def merged_prs(self, repository: str) -> list[tuple[str, int, str | None]]:
+        m = t.merged
+        rows = self._read(
+            sa.select(m.c.automation, m.c.pr_number, m.c.change_set)
+            .where(m.c.repository == repository)
+            .order_by(m.c.merged_at)
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+
+def _repository_from_row(row: sa.Row) -> RepositoryRecord:
+    config_text = row[5]
+    return RepositoryRecord(
+        full_name=row[0],
+        installation_id=row[1],
+        default_branch=row[2],
+        head_sha=row[3],
+        config_sha=row[4],
+        # SQLite hands back what was stored; a BLOB may come back as a memoryview.
+        config_text=bytes(config_text) if config_text is not None else None,
+        dirty=int(row[6]),
+        policy_errors=json.loads(row[7] or "{}"),
+    )
+
+
+def _automation_from_row(row: sa.Row) -> AutomationState:
+    values = dict(zip(_AUTOMATION_COLUMNS, row, strict=True))
+    values["pr_labels"] = json.loads(values["pr_labels"] or "[]")
+    values["taken_over"] = bool(values["taken_over"])
+    values["taken_over_noted"] = bool(values["taken_over_noted"])
+    return AutomationState(**values, loaded_taken_over=values["taken_over"], stored=True)
