@@ -55,6 +55,7 @@ RECONCILE_OUTCOMES = (
     "completed",
     "short_circuit",
     "retry_later",
+    "postponed",
     "failed",
 )
 _OUTCOME = re.compile(r"[a-z][a-z0-9_]{0,31}")

@@ -52,7 +52,7 @@ from bot.policy.model import PolicyError, PolicySpec
 from bot.problems import Problem
 from bot.pullrequest import Outcome, Proposal
 from bot.rankings import RankingCache
-from bot.scheduler import RetryLater
+from bot.scheduler import Postpone, RetryLater
 from bot.store import RepositoryRecord, Store
 from bot.workers import WallTimeExceeded, WorkerLost, Workers
 
@@ -104,6 +104,11 @@ async def run_repository(deps: Deps, repository: str) -> float | None:
     started = time.monotonic()
     try:
         outcome = await reconcile(deps, repository)
+    except RateLimited as exc:
+        # Not a failure: the installation's window is spent; come back when it allows.
+        metrics.observe_reconcile("postponed", time.monotonic() - started)
+        now = time.time()
+        raise Postpone(exc.message, delay=exc.resume_at(now) - now) from None
     except GitHubError as exc:
         metrics.observe_reconcile("retry_later", time.monotonic() - started)
         record = deps.store.repository(repository)

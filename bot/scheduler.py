@@ -9,7 +9,9 @@ replica, and a restarted one, sees the same schedule:
   slots (at most ``concurrency`` runs at once), and otherwise looks again every
   ``tick`` seconds;
 * a run answers how long until the repository is due again (the shortest
-  interval of its config); that is stored as the lease is released;
+  interval of its config); that is stored as the lease is released. A run
+  that must wait for GitHub's rate limit raises `Postpone`: it is due again
+  when the window allows, without counting as a failure;
 * a repository is never reconciled twice at once, here or on another replica:
   it runs only under its lease, which is renewed while it runs. A request made
   during a run makes it due again right after, exactly once;
@@ -77,6 +79,18 @@ class RetryLater(Exception):
     def __init__(self, message: str, *, interval: float | None = None) -> None:
         super().__init__(message)
         self.interval = interval
+
+
+class Postpone(Exception):
+    """Not now, and nothing failed: run again in `delay` seconds (a rate limit ran low).
+
+    Unlike `RetryLater`, the failure count stays as it is: waiting for GitHub's
+    window to reset is the plan, not a problem.
+    """
+
+    def __init__(self, message: str, *, delay: float) -> None:
+        super().__init__(message)
+        self.delay = max(0.0, delay)
 
 
 def retry_delay(failures: int, *, cap: float | None) -> float:
@@ -237,6 +251,9 @@ class Scheduler:
                 # Shutdown: the lease is released and the repository stays due.
                 self._running.pop(repository, None)
                 raise
+            except Postpone as exc:
+                due_in = exc.delay
+                log.info("postponed by %.0f s: %s", exc.delay, exc)
             except RetryLater as exc:
                 failed, due_in = True, retry_delay(claim.failures + 1, cap=exc.interval)
                 log.warning("reconcile stopped: %s; retrying in %.0f s", exc, due_in)

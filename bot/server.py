@@ -56,6 +56,8 @@ from bot.workers import Workers, default_processes
 log = logging.getLogger("bot")
 
 DEFAULT_PORT = 3000
+#: Seconds a reconcile may wait in place for a rate limit (a short ``retry-after``).
+RATE_LIMIT_MAX_WAIT = 10.0
 #: Repositories a fresh database learns of (rediscovery) are first due spread over this
 #: many seconds, so a new replica set does not run them all in its first minute.
 DEFAULT_FIRST_RUN_SPREAD = 300.0
@@ -197,6 +199,9 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
             creds,
             tokens,
             write_interval=_number(environ, "WRITE_INTERVAL", DEFAULT_WRITE_INTERVAL),
+            # A rate limit that clears later than this postpones the repository rather
+            # than hold a worker (`bot.scheduler.Postpone`).
+            max_wait=RATE_LIMIT_MAX_WAIT,
         )
         scanner = RegistryScanner(
             registry_http, registry_credentials, settings=_registry_limits(environ)
@@ -225,7 +230,11 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
             forget_installation=clients.forget,
             list_repositories=listing.start,
         )
-        runner = web.AppRunner(make_app(services, secret=secret), access_log=None)
+        app_client = AppClient(session, creds=creds)
+        runner = web.AppRunner(
+            make_app(services, secret=secret, github_probe=lambda: app_client.getitem("/app")),
+            access_log=None,
+        )
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         # Nothing is enqueued here: the due times are in the database already.
@@ -233,7 +242,7 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         # Installations and repositories no webhook told of (a new or restored database).
         discovery = asyncio.create_task(
             keep_rediscovering(
-                AppClient(session, creds=creds),
+                app_client,
                 clients.client,
                 store,
                 scheduler,

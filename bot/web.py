@@ -13,7 +13,8 @@ It is then de-duplicated by ``X-GitHub-Delivery``, dispatched to the handlers
 refusal is a short plain-text answer saying what is wrong; never a traceback.
 
 ``/healthz`` is liveness (the process answers); ``/readyz`` is readiness: 503
-with the reason while the database cannot be written (see `Readiness`). A
+with the reason while the database cannot be written (see `Readiness`) or
+GitHub does not answer the App's JWT (`GitHubReadiness`). A
 delivery that fails meanwhile is answered 503 with the same reason (GitHub
 may redeliver it), and is not remembered as handled.
 
@@ -26,19 +27,21 @@ a token.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from gidgethub import sansio
 from gidgethub.routing import Router
 
 from bot import metrics
+from bot.github.errors import GitHubError
 from bot.handlers import Services
 from bot.handlers import router as default_router
 from bot.handlers.payloads import MalformedPayload, action
@@ -59,6 +62,8 @@ DELIVERY_ID = re.compile(r"[\x21-\x7e]{1,100}")
 #: /readyz probes the database at most this often (seconds); calls in between
 #: get the last answer, so a flood of probes is not a flood of disk writes.
 READY_PROBE_INTERVAL = 1.0
+#: /readyz asks GitHub (``GET /app`` with the App's JWT) at most this often (seconds).
+GITHUB_PROBE_INTERVAL = 30.0
 
 
 class Readiness:
@@ -98,12 +103,47 @@ class Readiness:
         return self._problem
 
 
+class GitHubReadiness:
+    """Does GitHub answer the App's JWT? Known by asking (``GET /app``), at most every
+    `interval` seconds: a bad key, a wrong APP_ID or GitHub out of reach all mean no
+    work can be done, though the process is alive."""
+
+    def __init__(
+        self,
+        probe: Callable[[], Awaitable[object]],
+        *,
+        interval: float = GITHUB_PROBE_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._probe = probe
+        self._interval = interval
+        self._clock = clock
+        self._probed_at: float | None = None
+        self._problem: str | None = None
+        self._lock = asyncio.Lock()  # one probe at a time, however many /readyz arrive
+
+    async def problem(self) -> str | None:
+        async with self._lock:
+            now = self._clock()
+            if self._probed_at is not None and now - self._probed_at < self._interval:
+                return self._problem
+            try:
+                await self._probe()
+                self._problem = None
+            except GitHubError as exc:
+                self._problem = f"GitHub does not answer the App's JWT: {exc}"
+                log.warning("not ready: %s", self._problem)
+            self._probed_at = self._clock()
+            return self._problem
+
+
 def make_app(
     services: Services,
     *,
     secret: str,
     router: Router = default_router,
     ready_probe_interval: float = READY_PROBE_INTERVAL,
+    github_probe: Callable[[], Awaitable[object]] | None = None,
 ) -> web.Application:
     """The aiohttp application; refuses to exist without a webhook secret."""
     if not secret:
@@ -114,12 +154,15 @@ def make_app(
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = services
     readiness = Readiness(services.store, interval=ready_probe_interval)
+    github = GitHubReadiness(github_probe) if github_probe is not None else None
 
     async def webhook(request: web.Request) -> web.Response:
         return await _handle_delivery(request, services, secret, router)
 
     async def readyz(request: web.Request) -> web.Response:
         problem = readiness.problem()
+        if problem is None and github is not None:
+            problem = await github.problem()
         if problem is not None:
             return web.json_response({"status": "unavailable", "reason": problem}, status=503)
         return web.json_response({"status": "ok"})

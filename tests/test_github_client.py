@@ -256,7 +256,14 @@ async def test_exhausted_primary_limit_waits_until_reset():
         x_ratelimit_remaining="0",
         x_ratelimit_reset=str(int(NOW + 30)),
     )
-    client, _, sleeps = make_client(script(exhausted, answer(200, {})))
+    now = [NOW]
+
+    async def sleep(seconds: float) -> None:  # time passes while the client waits
+        sleeps.seconds.append(seconds)
+        now[0] += seconds
+
+    sleeps = Sleeps()
+    client, _, _ = make_client(script(exhausted, answer(200, {})), sleep=sleep, clock=lambda: now[0])
     await client.getitem("/x")
     assert sleeps.seconds == [31.0]
 

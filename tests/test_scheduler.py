@@ -11,7 +11,7 @@ import asyncio
 
 import pytest
 
-from bot.scheduler import RETRY_CAP, RETRY_FIRST, RetryLater, Scheduler, retry_delay
+from bot.scheduler import RETRY_CAP, RETRY_FIRST, Postpone, RetryLater, Scheduler, retry_delay
 from bot.store import Store
 
 REPOSITORIES = ("o/a", "o/b", "o/c", "o/bad", "o/good", "o/slow", *(f"o/{i}" for i in range(6)))
@@ -204,3 +204,19 @@ async def test_stop_ends_even_while_quick_runs_keep_waking_the_claimer():
     await asyncio.sleep(0.05)
     assert 0 < ran == len(run.calls) < len(names)  # none started after stop
     assert store.schedule.backlog() == len(names) - ran  # the rest stays due, for anyone
+
+
+async def test_a_postponed_run_is_due_when_asked_and_is_not_a_failure():
+    async def run(repository: str) -> float | None:
+        raise Postpone("rate limit spent", delay=120.0)
+
+    store = make_store()
+    scheduler = make_scheduler(run, store=store, concurrency=1, tick=0.01)
+    scheduler.start()
+    scheduler.enqueue("o/a")
+    await scheduler.wait_idle(timeout=5)
+    await scheduler.stop()
+    assert 119 <= scheduler.due_in("o/a") <= 120  # no backoff: exactly when asked
+    store.schedule.request_run("o/a")
+    (claim,) = store.schedule.claim("x", limit=1, lease=60)
+    assert claim.failures == 0

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.github.errors import AuthenticationFailed, Unreachable
 from bot.handlers import Services
 from bot.scheduler import Scheduler
 from bot.store import AutomationState, Store
-from bot.web import MAX_BODY_BYTES, Readiness, make_app
+from bot.web import MAX_BODY_BYTES, GitHubReadiness, Readiness, make_app
 from tests.datapaths import GITHUB_DATA
 from tests.test_store import unwritable
 from tests.test_webhook_payloads import HOSTILE
@@ -473,3 +474,49 @@ def test_readiness_probes_at_most_once_per_interval(tmp_path):
     now[0] += 1.0
     assert readiness.problem() is None
     store.close()
+
+
+async def test_readyz_is_503_while_github_refuses_the_apps_jwt(aiohttp_client):
+    """Ready needs GitHub to answer ``GET /app`` with the App's JWT, asked at most every
+    30 s (`GitHubReadiness`); the answer says why not."""
+    answers: list[Exception | None] = [
+        AuthenticationFailed(
+            "GitHub answered 401 to GET /app: A JSON web token could not be decoded", status=401
+        ),
+        None,
+    ]
+    asked = []
+
+    async def probe():
+        asked.append(1)
+        outcome = answers[0]
+        if outcome is not None:
+            raise outcome
+
+    store = Store.open("sqlite:///:memory:")
+    app = make_app(
+        Services(store, Scheduler(Runs(), store.schedule)), secret=SECRET, github_probe=probe
+    )
+    client = await aiohttp_client(app)
+    response = await client.get("/readyz")
+    assert response.status == 503
+    assert "JWT" in (await response.json())["reason"]
+    answers.pop(0)  # GitHub takes the key now; the last answer stands until the next probe
+    assert (await client.get("/readyz")).status == 503 and len(asked) == 1
+    assert (await client.get("/healthz")).status == 200  # alive all along
+
+
+async def test_github_readiness_asks_again_after_its_interval():
+    now = [0.0]
+    outcomes: list[Exception | None] = [Unreachable("no answer"), None]
+
+    async def probe():
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    readiness = GitHubReadiness(probe, interval=30.0, clock=lambda: now[0])
+    assert "no answer" in (await readiness.problem() or "")
+    now[0] += 30.0
+    assert await readiness.problem() is None
+    assert outcomes == []

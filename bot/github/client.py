@@ -44,6 +44,7 @@ from gidgethub import sansio
 from bot import metrics
 from bot.github.auth import AppCredentials, TokenCache, app_jwt
 from bot.github.errors import GitHubError, Unreachable, from_http, rate_limit_kind
+from bot.github.ratelimit import RateBudget
 from bot.redact import scrub
 from bot.retry_after import retry_after_seconds
 
@@ -194,9 +195,14 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
         self._write_lock = asyncio.Lock()
         self._last_write = float("-inf")
         self.request_count = 0  # HTTP requests actually sent, retries included
+        #: The credential's primary limit, spread over its window (`bot.github.ratelimit`).
+        self.rate_budget = RateBudget(who=self._rate_limit_owner(), clock=clock)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def _rate_limit_owner(self) -> str:
+        return "the App"
 
     # -- authentication (subclasses) -------------------------------------------------
 
@@ -325,6 +331,10 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
         attempt = 0
         while True:
             attempt += 1
+            # RateLimited: the scheduler postpones the run.
+            pause = self.rate_budget.pause_before_request(write=method in WRITE_METHODS)
+            if pause > 0:
+                await self.sleep(pause)
             self.request_count += 1
             try:
                 return await self._send_observed(method, url, headers, body, allow_redirects)
@@ -354,6 +364,7 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
             raise
         remaining = reply[1].get("x-ratelimit-remaining")
         metrics.observe_github(url, reply[0], who, remaining, base_url=self.base_url)
+        self.rate_budget.observe(reply[1])
         return reply
 
     def _metrics_installation(self) -> int | str:
@@ -462,8 +473,8 @@ class GitHubClient(_RetryingClient):
         installation_id: int,
         **options: Unpack[ClientOptions],
     ) -> None:
-        super().__init__(session, base_url=creds.base_url, **options)
         self.installation_id = installation_id
+        super().__init__(session, base_url=creds.base_url, **options)
         self._tokens = tokens
 
     def __repr__(self) -> str:
@@ -477,6 +488,9 @@ class GitHubClient(_RetryingClient):
 
     def _metrics_installation(self) -> int | str:
         return self.installation_id
+
+    def _rate_limit_owner(self) -> str:
+        return f"installation {self.installation_id}"
 
 
 class AppClient(_RetryingClient):

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import gidgethub
 
+from bot.retry_after import retry_after_seconds
+
 EMPTY_REPOSITORY_MESSAGE = "Git Repository is empty."
 NOT_ACCESSIBLE_MESSAGE = "Resource not accessible by integration"
 SECONDARY_LIMIT_MARKER = "secondary rate limit"
@@ -53,7 +55,27 @@ class AuthenticationFailed(GitHubError):
 
 
 class RateLimited(GitHubError):
-    """A primary or secondary rate limit that did not clear within the allowed wait."""
+    """A primary or secondary rate limit that did not clear within the allowed wait, or
+    requests held back before the limit runs out (`bot.github.ratelimit`)."""
+
+    #: When no answer says when to try again (GitHub's advice for secondary limits).
+    FALLBACK_WAIT = 60.0
+
+    def __init__(self, message: str, *, resume_at: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self._resume_at = resume_at
+
+    def resume_at(self, now: float) -> float:
+        """When to try again: as decided, else ``retry-after``, else the reset, else soon."""
+        if self._resume_at is not None:
+            return self._resume_at
+        retry_after = retry_after_seconds(self.headers.get("retry-after"), now=now)
+        if retry_after is not None:
+            return now + retry_after
+        try:
+            return max(now, float(self.headers["x-ratelimit-reset"]) + 1.0)
+        except (KeyError, ValueError):
+            return now + self.FALLBACK_WAIT
 
 
 class ServerError(GitHubError):

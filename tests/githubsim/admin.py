@@ -192,14 +192,15 @@ async def reset_counters(request: web.Request) -> web.Response:
 
 @_value_errors
 async def settings(request: web.Request) -> web.Response:
-    """Tune `token_ttl`, `tree_entry_limit`, `rate_limit`, `rate_limit_status`."""
+    """Tune `token_ttl`, `tree_entry_limit`, `rate_limit`, `rate_limit_status`, `rate_window`."""
     sim = sim_of(request)
     body = await _body(request)
-    for key in ("token_ttl", "tree_entry_limit", "rate_limit", "rate_limit_status"):
+    for key in ("token_ttl", "tree_entry_limit", "rate_limit", "rate_limit_status", "rate_window"):
         if key in body:
             setattr(sim, key, type(getattr(sim, key))(body[key]))
     return json_response({k: getattr(sim, k) for k in
-                          ("token_ttl", "tree_entry_limit", "rate_limit", "rate_limit_status")})  # fmt: skip
+                          ("token_ttl", "tree_entry_limit", "rate_limit", "rate_limit_status",
+                           "rate_window")})  # fmt: skip
 
 
 ROUTES = [

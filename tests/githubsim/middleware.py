@@ -75,6 +75,7 @@ def make_middleware(sim: GitHubSim):
         counted = template not in UNCOUNTED_RATE
         bucket = sim.rate_bucket(caller.bucket)
         if counted and bucket.used >= bucket.limit:
+            sim.counters["rate limited"] += 1
             response = _rate_limited(sim, caller)
         else:
             response = await _errors_as_json(handler, request)

@@ -54,6 +54,7 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
         self.tree_entry_limit = 100_000  # recursive trees beyond this many entries are truncated
         self.rate_limit = 5000  # primary limit per installation / app per hour
         self.rate_limit_status = 403  # GitHub answers 403 or 429 when exhausted
+        self.rate_window = 3600.0  # seconds from a bucket's first request to its reset
         self.contents_max_bytes = 1 << 20
         # `installation` deliveries of an "all repositories" installation list none (as
         # GitHub's may): the App must page GET /installation/repositories itself.
@@ -316,7 +317,7 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
         now = self.clock()
         bucket = self._buckets.get(name)
         if bucket is None or bucket.reset <= now:
-            bucket = RateBucket(limit=self.rate_limit, reset=int(now) + 3600)
+            bucket = RateBucket(limit=self.rate_limit, reset=int(now + self.rate_window))
             self._buckets[name] = bucket
         return bucket
 
