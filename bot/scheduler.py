@@ -53,7 +53,9 @@ log = logging.getLogger(__name__)
 #: A run: reconcile this repository, answer seconds until it is due again (None: no timer).
 RunRepository = Callable[[str], Awaitable[float | None]]
 
-DEFAULT_CONCURRENCY = 4
+#: Runs at once per replica. Most runs are one free conditional request; writes are
+#: paced per installation (`WRITE_INTERVAL`) and planning is bounded by `WORKERS`.
+DEFAULT_CONCURRENCY = 16
 DEFAULT_TICK = 5.0  # seconds between looks for due repositories
 SHUTDOWN_GRACE = 30.0  # seconds running reconciles get to finish on stop
 #: How long a claimed repository stays this replica's without a renewal: how long a
