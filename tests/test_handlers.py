@@ -192,3 +192,31 @@ async def test_a_close_the_bot_made_itself_is_not_a_rejection(env):
     body = PullRequestState("auto", "cs-body").block()
     await env.dispatch("pull_request", pull("closed", body=body))
     assert not env.store.is_declined(REPO, "auto", "cs-body")
+
+
+@pytest.mark.parametrize(
+    ("selection", "listed", "asks_for_the_list"),
+    [
+        ("all", [], True),  # "all repositories", delivered without them: list them
+        ("all", ["octo-org/one"], False),  # delivered with them
+        ("selected", [], False),  # really none
+    ],
+)
+async def test_an_installation_delivered_without_its_repositories_is_listed(
+    env, selection, listed, asks_for_the_list
+):
+    asked: list[int] = []
+    env.services.list_repositories = asked.append
+    payload = {
+        "action": "created",
+        "installation": {
+            "id": 77,
+            "account": {"login": "octo-org"},
+            "repository_selection": selection,
+        },
+        "repositories": [{"full_name": name} for name in listed],
+    }
+    await env.dispatch("installation", payload)
+    assert asked == ([77] if asks_for_the_list else [])
+    assert env.store.installation_repositories(77) == listed
+    assert sorted(env.ran) == sorted(listed)  # those it was told of run at once
