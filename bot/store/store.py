@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.policy.model import LatestRef
 from bot.store import schema as t
 from bot.store.database import DEFAULT_DATABASE_URL, StoreError, open_engine, reader
+from bot.store.outcomes import PullRequestOutcomes
 from bot.store.records import AutomationState, RepositoryRecord
 from bot.store.schedule import Schedule
 
@@ -47,7 +48,7 @@ _REPOSITORY_COLUMNS = (
 )
 
 
-class Store:
+class Store(PullRequestOutcomes):
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
         self._reader = reader(engine)
@@ -390,94 +391,6 @@ class Store:
         """The automation left the config: its branch and PR are no longer the bot's."""
         a = t.automations
         self._write(a.delete().where(a.c.repository == repository, a.c.automation == automation))
-
-    # -- outcomes of PRs ----------------------------------------------------------
-
-    def decline_change_set(
-        self, repository: str, automation: str, change_set: str, *, pr_number: int | None
-    ) -> None:
-        d = t.declined
-        statement = self._insert(d).values(
-            repository=repository,
-            automation=automation,
-            change_set=change_set,
-            pr_number=pr_number,
-            closed_at=self._clock(),
-        )
-        self._write(
-            statement.on_conflict_do_update(
-                index_elements=[d.c.repository, d.c.automation, d.c.change_set],
-                set_={
-                    "pr_number": statement.excluded.pr_number,
-                    "closed_at": statement.excluded.closed_at,
-                },
-            )
-        )
-
-    def forget_declined(self, repository: str, automation: str, change_set: str) -> None:
-        d = t.declined
-        self._write(
-            d.delete().where(
-                d.c.repository == repository,
-                d.c.automation == automation,
-                d.c.change_set == change_set,
-            )
-        )
-
-    def declined_by_pull_request(
-        self, repository: str, automation: str, pr_number: int
-    ) -> list[str]:
-        d = t.declined
-        rows = self._read(
-            sa.select(d.c.change_set).where(
-                d.c.repository == repository,
-                d.c.automation == automation,
-                d.c.pr_number == pr_number,
-            )
-        )
-        return [row[0] for row in rows]
-
-    def is_declined(self, repository: str, automation: str, change_set: str) -> bool:
-        d = t.declined
-        rows = self._read(
-            sa.select(sa.literal(1)).where(
-                d.c.repository == repository,
-                d.c.automation == automation,
-                d.c.change_set == change_set,
-            )
-        )
-        return bool(rows)
-
-    def record_merged(
-        self, repository: str, automation: str, pr_number: int, change_set: str | None
-    ) -> None:
-        m = t.merged
-        statement = self._insert(m).values(
-            repository=repository,
-            automation=automation,
-            pr_number=pr_number,
-            change_set=change_set,
-            merged_at=self._clock(),
-        )
-        self._write(
-            statement.on_conflict_do_update(
-                index_elements=[m.c.repository, m.c.pr_number],
-                set_={
-                    "automation": statement.excluded.automation,
-                    "change_set": statement.excluded.change_set,
-                    "merged_at": statement.excluded.merged_at,
-                },
-            )
-        )
-
-    def merged_prs(self, repository: str) -> list[tuple[str, int, str | None]]:
-        m = t.merged
-        rows = self._read(
-            sa.select(m.c.automation, m.c.pr_number, m.c.change_set)
-            .where(m.c.repository == repository)
-            .order_by(m.c.merged_at)
-        )
-        return [(row[0], row[1], row[2]) for row in rows]
 
 
 def _repository_from_row(row: sa.Row) -> RepositoryRecord:
