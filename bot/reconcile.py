@@ -33,7 +33,7 @@ from bot.github.errors import (
     RateLimited,
 )
 from bot.github.repo import Repo
-from bot.github.trees import WORKFLOWS_DIR, BlobCache, Tree, is_workflow_file
+from bot.github.trees import WORKFLOWS_DIR, BlobCache, Tree, TreeCache, is_workflow_file
 from bot.logs import log_context
 from bot.planner import (
     MAX_SECONDS_SETTING,
@@ -67,6 +67,7 @@ class Connections(Protocol):
 
     def client(self, installation_id: int) -> GitHubClient: ...
     def blobs(self, installation_id: int) -> BlobCache: ...
+    def trees(self, installation_id: int) -> TreeCache: ...
 
 
 @dataclass
@@ -144,6 +145,7 @@ async def _reconcile_installed(
         deps.github.client(record.installation_id),
         repository,
         blobs=deps.github.blobs(record.installation_id),
+        trees=deps.github.trees(record.installation_id),
     )
     run = _Run(deps, repo, record, outcome)
 

@@ -24,7 +24,7 @@ from aiohttp import web
 from bot.discovery import REDISCOVERY_INTERVAL, InstallationListing, keep_rediscovering
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache
 from bot.github.client import DEFAULT_WRITE_INTERVAL, AppClient, GitHubClient
-from bot.github.trees import BlobCache
+from bot.github.trees import BlobCache, TreeCache
 from bot.handlers import Services
 from bot.logs import configure_logging, set_replica
 from bot.planner import (
@@ -68,7 +68,7 @@ class SetupError(Exception):
 
 
 class InstallationClients:
-    """A GitHub client and a blob cache per installation, made on first use."""
+    """A GitHub client, a blob cache and a tree cache per installation, made on first use."""
 
     def __init__(
         self,
@@ -83,6 +83,7 @@ class InstallationClients:
         self._client_options = client_options  # write_interval, sleep...: see GitHubClient
         self._clients: dict[int, GitHubClient] = {}
         self._blobs: dict[int, BlobCache] = {}
+        self._trees: dict[int, TreeCache] = {}
 
     def client(self, installation_id: int) -> GitHubClient:
         if installation_id not in self._clients:
@@ -99,9 +100,14 @@ class InstallationClients:
         # Per installation only: content one installation can read is not another's.
         return self._blobs.setdefault(installation_id, BlobCache())
 
+    def trees(self, installation_id: int) -> TreeCache:
+        # Per installation, like blobs: a tree lists what only that installation may read.
+        return self._trees.setdefault(installation_id, TreeCache())
+
     def forget(self, installation_id: int) -> None:
         self._clients.pop(installation_id, None)
         self._blobs.pop(installation_id, None)
+        self._trees.pop(installation_id, None)
         self._tokens.invalidate(installation_id)
 
 

@@ -176,6 +176,19 @@ async def test_nothing_changed_costs_one_request_answered_304(world):
     assert len(world.sim.pulls(REPO)) == 1
 
 
+async def test_a_new_tag_on_an_unmoved_base_reuses_the_tree_read_before(world):
+    """The head check answers 304 and the tree of that commit is cached (by its SHA):
+    a tag bump reads no tree again."""
+    await world.reconcile()
+    world.registry.push(IMAGE, "5.0.4")
+    world.sim.reset_counters()
+    await world.reconcile()
+    assert world.sim.counters["GET /repos/{owner}/{repo}/git/trees/{tree_sha}"] == 0
+    assert world.sim.counters["GET /repos/{owner}/{repo}/commits/{ref} 304"] == 1
+    (pull,) = world.open_pulls()
+    assert f"{IMAGE}:5.0.0 -> {IMAGE}:5.0.4" in pull["body"]
+
+
 async def test_a_new_image_and_a_moved_base_rebuild_the_branch_and_update_the_same_pr(world):
     await world.reconcile()
     (first,) = world.open_pulls()

@@ -550,3 +550,22 @@ async def test_secrets_stay_out_of_logs_errors_and_reprs(env, app_key, caplog):
     for text in texts:
         assert not any(token in text for token in tokens)
         assert not any(line in text for line in key_lines)
+
+
+def test_the_tree_cache_is_bounded_by_files_and_drops_the_least_recently_used():
+    from bot.github.trees import Tree, TreeCache, TreeEntry
+
+    def tree(commit: str, files: int) -> Tree:
+        entries = {
+            f"f{i}": TreeEntry(f"f{i}", "100644", "blob", f"{i:040x}", 1) for i in range(files)
+        }
+        return Tree(commit_sha=commit, tree_sha="t" + commit, entries=entries)
+
+    cache = TreeCache(max_entries=10)
+    cache.put(tree("a", 4))
+    cache.put(tree("b", 4))
+    assert cache.get("a") is not None  # a is now the most recently used
+    cache.put(tree("c", 4))  # 12 files: b, the least recently used, goes
+    assert cache.get("b") is None and cache.get("a") and cache.get("c")
+    cache.put(tree("huge", 11))  # larger than the whole cache: not kept
+    assert cache.get("huge") is None and len(cache) == 2

@@ -33,6 +33,7 @@ from bot.github.trees import (
     SYMLINK_MODE,
     BlobCache,
     Tree,
+    TreeCache,
     TreeEntry,
     is_workflow_file,
     link_target,
@@ -72,6 +73,7 @@ class Repo:
         full_name: str,
         *,
         blobs: BlobCache,
+        trees: TreeCache | None = None,
         tarball_threshold: int = TARBALL_THRESHOLD,
         read_concurrency: int = 4,
     ) -> None:
@@ -79,6 +81,7 @@ class Repo:
         self.gh = gh
         self.full_name = full_name
         self.blobs = blobs
+        self.trees = trees
         self.tarball_threshold = tarball_threshold
         self._read_slots = asyncio.Semaphore(read_concurrency)
 
@@ -125,7 +128,11 @@ class Repo:
         return None if sha == known_sha else sha
 
     async def tree(self, commit_sha: str) -> Tree:
-        """All blobs of the commit, in one request unless GitHub truncates the listing."""
+        """All blobs of the commit, in one request unless GitHub truncates the listing
+        (none when the installation's `TreeCache` has it)."""
+        cached = self.trees.get(commit_sha) if self.trees is not None else None
+        if cached is not None:
+            return cached
         entries: dict[str, TreeEntry] = {}
         with uncached():  # immutable by SHA: not worth cache space
             root = await self._get_tree(commit_sha, recursive=True)
@@ -136,7 +143,10 @@ class Repo:
                 await self._walk(str(root["sha"]), "", entries)
             else:
                 self._add_entries(root, "", entries)
-        return Tree(commit_sha=commit_sha, tree_sha=str(root["sha"]), entries=entries)
+        tree = Tree(commit_sha=commit_sha, tree_sha=str(root["sha"]), entries=entries)
+        if self.trees is not None:
+            self.trees.put(tree)
+        return tree
 
     async def _get_tree(self, sha: str, *, recursive: bool) -> dict[str, Any]:
         url = "/repos/{owner}/{repo}/git/trees/{+sha}" + ("?recursive=1" if recursive else "")

@@ -72,6 +72,40 @@ class BlobCache:
         return len(self._blobs)
 
 
+class TreeCache:
+    """Trees by commit SHA, least recently used dropped past `max_entries` files in all.
+
+    A commit's tree never changes, so a run that finds the default branch where
+    it was (a 304) but has a new tag to write reuses the tree it read before:
+    one request fewer per tag bump. Bounded by files, not trees, so a few huge
+    repositories can't hold the memory. Per installation, like `BlobCache`.
+    """
+
+    def __init__(self, max_entries: int = 100_000) -> None:
+        self.max_entries = max_entries
+        self._trees: OrderedDict[str, Tree] = OrderedDict()
+        self._entries = 0
+
+    def get(self, commit_sha: str) -> Tree | None:
+        tree = self._trees.get(commit_sha)
+        if tree is not None:
+            self._trees.move_to_end(commit_sha)
+        return tree
+
+    def put(self, tree: Tree) -> None:
+        size = len(tree.entries)
+        if tree.commit_sha in self._trees or size > self.max_entries:
+            return
+        self._trees[tree.commit_sha] = tree
+        self._entries += size
+        while self._entries > self.max_entries:
+            _, dropped = self._trees.popitem(last=False)
+            self._entries -= len(dropped.entries)
+
+    def __len__(self) -> int:
+        return len(self._trees)
+
+
 def normalise_path(path: str) -> str:
     return posixpath.normpath(path.removeprefix("./")).lstrip("/")
 
