@@ -122,8 +122,6 @@ async def run_repository(deps: Deps, repository: str) -> float | None:
     metrics.observe_reconcile(
         "short_circuit" if outcome.short_circuited else "completed", time.monotonic() - started
     )
-    for name, status in outcome.automations.items():
-        log.info("%s: %s: %s", repository, name, status)
     return outcome.next_run
 
 
@@ -134,7 +132,11 @@ async def reconcile(deps: Deps, repository: str) -> RepositoryOutcome:
     if record is None or store.is_suspended(record.installation_id):
         return outcome  # uninstalled or paused: nothing to do, no timer
     with log_context(installation=record.installation_id):
-        return await _reconcile_installed(deps, record, outcome)
+        await _reconcile_installed(deps, record, outcome)
+        for name, status in outcome.automations.items():
+            with log_context(automation=None if name == "*" else name):
+                log.info("%s: %s: %s", repository, name, status)
+        return outcome
 
 
 async def _reconcile_installed(

@@ -246,13 +246,25 @@ async def _handle_delivery(
     if event_name == "ping":
         zen = payload.get("zen")
         return web.json_response({"msg": "pong", "zen": zen if isinstance(zen, str) else ""})
+    with log_context(delivery=delivery):  # on every line about this delivery
+        return await _dispatch(services, router, payload, delivery, event_name, event_action)
+
+
+async def _dispatch(
+    services: Services,
+    router: Router,
+    payload: dict,
+    delivery: str,
+    event_name: str,
+    event_action: str | None,
+) -> web.Response:
+    """Handle a checked delivery once: de-duplicated, dispatched, remembered."""
     store = services.store
     try:
         if store.delivery_seen(delivery):
             return web.Response(status=200, text="already handled\n")
         event = sansio.Event(payload, event=event_name, delivery_id=delivery)
-        with log_context(delivery=delivery):
-            await router.dispatch(event, services)
+        await router.dispatch(event, services)
         store.record_delivery(delivery, event_name)
     except MalformedPayload as exc:
         log.warning("delivery %s (%s): malformed payload: %s", delivery, event_name, exc)
