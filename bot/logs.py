@@ -191,6 +191,8 @@ def _add_replica(_logger: object, _method: str, event: EventDict) -> EventDict:
 #: records in the formatter (``foreign_pre_chain``), for structlog's at the call.
 _SHARED = (
     structlog.contextvars.merge_contextvars,
+    # ``log.info(..., extra={...})`` keys become fields (the scheduler's run times).
+    structlog.stdlib.ExtraAdder(),
     structlog.stdlib.add_logger_name,
     structlog.stdlib.add_log_level,
     _add_time,

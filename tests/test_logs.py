@@ -245,3 +245,13 @@ def test_structlog_loggers_end_in_the_same_lines():
 def test_context_cannot_take_a_line_key():
     with pytest.raises(ValueError, match="message"), log_context(message="x"):
         pass
+
+
+def test_extra_fields_of_a_standard_record_become_json_fields():
+    stream = io.StringIO()
+    configure_logging({"LOG_FORMAT": "json"}, stream=stream)
+    logging.getLogger("bot.scheduler").info(
+        "run finished", extra={"run_started": 1.5, "run_finished": 2.5}
+    )
+    line = json.loads(stream.getvalue().strip().splitlines()[-1])
+    assert (line["run_started"], line["run_finished"]) == (1.5, 2.5)

@@ -27,7 +27,19 @@ SECRET = "e2e-webhook-secret"
 
 
 class Served:
-    def __init__(self, tmp_path: Path, github_sim, app_key, *, extra_env: dict | None = None):
+    def __init__(
+        self,
+        tmp_path: Path,
+        github_sim,
+        app_key,
+        *,
+        extra_env: dict | None = None,
+        name: str = "bot",
+    ):
+        """`name` names the log file (``<name>.log``), so that several replicas can share
+        `tmp_path`. The App is registered afresh (without a webhook): build every
+        replica before starting any."""
+        self.name = name
         self.sim = github_sim.sim
         app_id, private_pem, public_pem = app_key
         self.app_id = app_id
@@ -54,11 +66,14 @@ class Served:
             "REGISTRY_ALLOWED_ADDRESSES": "127.0.0.1",
             **(extra_env or {}),
         }
-        self.log = tmp_path / "bot.log"
+        self.log = tmp_path / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
-    async def start(self) -> None:
-        self.sim.set_webhook(self.app_id, f"{self.url}/api/github/webhooks", SECRET)
+    async def start(self, *, webhook: bool = True) -> None:
+        """Start and wait until it listens. `webhook`: the App's deliveries come here (the
+        simulator's App has one webhook URL; other replicas learn of work from the database)."""
+        if webhook:
+            self.sim.set_webhook(self.app_id, f"{self.url}/api/github/webhooks", SECRET)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot", "serve"],
@@ -89,6 +104,15 @@ class Served:
             self.process.kill()
             self.process.wait()
             raise
+
+    async def kill(self) -> float:
+        """SIGKILL, as a node dies: no shutdown, leases left to expire. Returns the time
+        (`time.time()`) by which the process was certainly dead. Only the process itself
+        is killed: run it with ``WORKERS=0`` so that it has no worker processes."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(self.process.wait, timeout=30)
+        return time.time()
 
     def text(self) -> str:
         return self.log.read_text()
