@@ -31,7 +31,7 @@ def test_nothing_known_or_plenty_left_goes_at_once():
 
 
 def test_less_than_half_left_is_spread_over_the_window():
-    b, _ = budget(5000, 1020, 500)  # 1,000 usable over 500 s: one every half second
+    b, _ = budget(5000, 1100, 500)  # 1,000 usable (100 kept back) over 500 s: one every 0.5 s
     pauses = [b.pause_before_request() for _ in range(4)]
     assert pauses == pytest.approx([0.0, 0.5, 1.0, 1.5], abs=0.01)  # slots one after another
     with pytest.raises(RateLimited) as info:
@@ -75,3 +75,20 @@ def test_rate_limited_answers_say_when_to_resume():
         NOW + 91
     )
     assert RateLimited("x").resume_at(NOW) == NOW + RateLimited.FALLBACK_WAIT
+
+
+def test_within_a_window_an_earlier_answer_never_gives_requests_back():
+    b, _ = budget(5000, 100, 600)
+    for _ in range(5):
+        b.pause_before_request(write=True)  # five sent, answers not back yet
+    b.observe(
+        {"x-ratelimit-remaining": "99", "x-ratelimit-reset": str(NOW + 600)}
+    )  # the answer to the first
+    assert b.remaining == 95
+
+
+def test_conditional_reads_are_not_counted_ahead_of_their_answer():
+    b, _ = budget(5000, 1020, 500)
+    for _ in range(3):
+        b.pause_before_request(conditional=True)  # 304s cost nothing
+    assert b.remaining == 1020

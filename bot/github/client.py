@@ -332,7 +332,10 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
         while True:
             attempt += 1
             # RateLimited: the scheduler postpones the run.
-            pause = self.rate_budget.pause_before_request(write=method in WRITE_METHODS)
+            pause = self.rate_budget.pause_before_request(
+                write=method in WRITE_METHODS,
+                conditional="if-none-match" in (key.lower() for key in headers),
+            )
             if pause > 0:
                 await self.sleep(pause)
             self.request_count += 1

@@ -28,8 +28,11 @@ from dataclasses import dataclass
 
 from bot.github.errors import RateLimited
 
-#: Requests kept back from spreading: a few for what must happen even when short.
+#: Requests kept back from reads, for the writes of runs already under way: at least
+#: this many, or `RESERVE_SHARE` of the limit (100 of GitHub's 5,000 an hour), enough
+#: for 16 runs at once (`CONCURRENCY`) that open a PR with about six writes each.
 RESERVE = 20
+RESERVE_SHARE = 0.02
 #: A request waits at most this long for its slot; beyond that the run is postponed.
 MAX_PAUSE = 2.0
 
@@ -55,17 +58,24 @@ class RateBudget:
             limit = int(headers.get("x-ratelimit-limit", "0")) or None
         except (KeyError, ValueError):
             return
-        if self.reset is not None and reset < self.reset and self.reset > self.clock():
-            # An older answer overtaken by a newer one of the same window: keep the newer.
-            return
-        self.limit, self.remaining, self.reset = limit, max(0, remaining), reset
+        remaining = max(0, remaining)
+        if self.reset is not None and self.reset > self.clock():
+            if reset < self.reset:
+                return  # an answer of the window before, arriving late
+            if reset == self.reset and self.remaining is not None:
+                # The same window only ever goes down: an answer sent before requests
+                # already counted here must not give them back.
+                remaining = min(remaining, self.remaining)
+        self.limit, self.remaining, self.reset = limit, remaining, reset
 
-    def pause_before_request(self, *, write: bool = False) -> float:
+    def pause_before_request(self, *, write: bool = False, conditional: bool = False) -> float:
         """Seconds to wait before the next request; `RateLimited` if it must not be sent now.
 
         A write goes while anything is left: the reserve is for it. Reads come
         first in a run, so a run the budget lets start can finish its writes,
-        rather than stop half-way and do them again later.
+        rather than stop half-way and do them again later. A `conditional` read
+        (``If-None-Match``) is not counted here: answered 304 it costs nothing,
+        and otherwise its answer says what is left.
         """
         now = self.clock()
         if self.remaining is None or self.reset is None or self.reset <= now:
@@ -75,7 +85,8 @@ class RateBudget:
                 raise self._postpone(self.reset + 1.0, "no requests left")
             self.remaining -= 1
             return 0.0
-        usable = self.remaining - self.reserve
+        reserve = max(self.reserve, int((self.limit or 0) * RESERVE_SHARE))
+        usable = self.remaining - reserve
         if usable <= 0:
             raise self._postpone(self.reset + 1.0, f"{self.remaining} requests left")
         if self.limit is not None and self.remaining * 2 >= self.limit:
@@ -85,7 +96,8 @@ class RateBudget:
         if slot - now > self.max_pause:
             raise self._postpone(slot, f"{self.remaining} requests left, one every {pace:.1f} s")
         self._next_slot = slot + pace
-        self.remaining -= 1  # taken; the answer's header corrects it
+        if not conditional:
+            self.remaining -= 1  # taken; the answer's header says what is really left
         return slot - now
 
     def _postpone(self, resume_at: float, why: str) -> RateLimited:
