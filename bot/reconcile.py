@@ -53,7 +53,7 @@ from bot.problems import Problem
 from bot.pullrequest import Outcome, Proposal
 from bot.rankings import RankingCache
 from bot.scheduler import Postpone, RetryLater
-from bot.store import RepositoryRecord, Store
+from bot.store import AutomationState, RepositoryRecord, RunSnapshot, Store
 from bot.workers import WallTimeExceeded, WorkerLost, Workers
 
 log = logging.getLogger(__name__)
@@ -126,13 +126,13 @@ async def run_repository(deps: Deps, repository: str) -> float | None:
 
 
 async def reconcile(deps: Deps, repository: str) -> RepositoryOutcome:
-    store = deps.store
-    record = store.repository(repository)
+    snapshot = deps.store.snapshot_for_run(repository)
     outcome = RepositoryOutcome(repository)
-    if record is None or store.is_suspended(record.installation_id):
+    if snapshot is None or snapshot.suspended:
         return outcome  # uninstalled or paused: nothing to do, no timer
+    record = snapshot.record
     with log_context(installation=record.installation_id):
-        await _reconcile_installed(deps, record, outcome)
+        await _reconcile_installed(deps, snapshot, outcome)
         for name, status in outcome.automations.items():
             with log_context(automation=None if name == "*" else name):
                 log.info("%s: %s: %s", repository, name, status)
@@ -140,8 +140,9 @@ async def reconcile(deps: Deps, repository: str) -> RepositoryOutcome:
 
 
 async def _reconcile_installed(
-    deps: Deps, record: RepositoryRecord, outcome: RepositoryOutcome
+    deps: Deps, snapshot: RunSnapshot, outcome: RepositoryOutcome
 ) -> RepositoryOutcome:
+    record = snapshot.record
     repository = record.full_name
     repo = Repo(
         deps.github.client(record.installation_id),
@@ -149,7 +150,7 @@ async def _reconcile_installed(
         blobs=deps.github.blobs(record.installation_id),
         trees=deps.github.trees(record.installation_id),
     )
-    run = _Run(deps, repo, record, outcome)
+    run = _Run(deps, repo, snapshot, outcome)
 
     # 1. Has the default branch moved? (one request, 304 when not)
     if not await run.check_default_head():
@@ -178,10 +179,12 @@ class _Run:
     """The steps of one reconcile, named as `reconcile` calls them, and what they share."""
 
     def __init__(
-        self, deps: Deps, repo: Repo, record: RepositoryRecord, outcome: RepositoryOutcome
+        self, deps: Deps, repo: Repo, snapshot: RunSnapshot, outcome: RepositoryOutcome
     ) -> None:
         self.deps, self.store, self.repo = deps, deps.store, repo
-        self.record, self.outcome = record, outcome
+        self.record, self.outcome = snapshot.record, outcome
+        #: The stored state at the start, for the short-circuit (a change runs re-read it).
+        self.snapshot = snapshot
         self.trees: dict[str, Tree] = {}
         self.head_sha = ""
         self.moved = False
@@ -253,7 +256,7 @@ class _Run:
 
     # 3.
     async def observe_policies(self) -> None:
-        previous = self.store.latest(self.repo.full_name)
+        previous = self.snapshot.latest
         self.previous_latest = previous
         source = self.deps.tag_source(self.repo.full_name)
         self.observation = await observe_policies(
@@ -292,7 +295,7 @@ class _Run:
             branch = automation.base_branch(record.default_branch)
             if branch in self.base_heads or branch in self.missing:
                 continue
-            state = self.store.automation_state(self.repo.full_name, automation.name)
+            state = self._state_at_start(automation)
             known = state.base_sha if state.base_branch == branch else None
             try:
                 moved = await self.repo.head(branch, known_sha=known)
@@ -305,10 +308,14 @@ class _Run:
         if unchanged:
             # A branch someone took over: was it given back while no webhook came?
             for automation in self.automations:
-                state = self.store.automation_state(self.repo.full_name, automation.name)
+                state = self._state_at_start(automation)
                 if state.taken_over and await self._proposal(automation, state).given_back():
                     return False
         return unchanged
+
+    def _state_at_start(self, automation: AutomationConfig) -> AutomationState:
+        stored = self.snapshot.automations.get(automation.name)
+        return stored or AutomationState(self.repo.full_name, automation.name)
 
     # 5.
     async def run_automation(self, automation: AutomationConfig) -> None:

@@ -47,6 +47,7 @@ from bot import metrics
 from bot.config import DEFAULT_REPOSITORY_INTERVAL
 from bot.logs import log_context
 from bot.store import Claim, Schedule
+from bot.store.schedule import Finished
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ class Scheduler:
         self._tick = tick
         self._lease = lease
         self._running: dict[str, asyncio.Task] = {}
+        self._ended: list[Finished] = []
         self._wake = asyncio.Event()
         self._claimer: asyncio.Task | None = None
         self._stopping = False
@@ -182,12 +184,13 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._claimer
             self._claimer = None
-        running = list(self._running.values())
+        running = [task for task in self._running.values() if not task.done()]
         if running:
             _done, late = await asyncio.wait(running, timeout=grace)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
+        self._store_ended()
         try:
             released = self._schedule.release(self.holder)
         except SQLAlchemyError as exc:
@@ -209,6 +212,7 @@ class Scheduler:
                 if now - renewed_at >= renew_every:
                     renewed_at = now
                     self._renew()
+                self._store_ended()
                 if now - backlog_at >= BACKLOG_EVERY:
                     backlog_at = now
                     metrics.set_due_backlog(self._schedule.backlog())
@@ -219,6 +223,18 @@ class Scheduler:
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(self._tick, renew_every))
+
+    def _store_ended(self) -> None:
+        """Store the next due time of the runs that ended, and release their leases."""
+        ended, self._ended = self._ended, []
+        if not ended:
+            return
+        try:
+            self._schedule.finish_all(ended, self.holder)
+        except SQLAlchemyError as exc:
+            log.warning("could not store the next due times (the leases expire): %s", exc)
+        for end in ended:
+            self._running.pop(end.claim.repository, None)
 
     def _claim(self) -> None:
         free = 0 if self._stopping else self._concurrency - len(self._running)
@@ -270,10 +286,7 @@ class Scheduler:
                     time.time() - started,
                     extra={"run_started": started, "run_finished": time.time()},
                 )
-            try:
-                self._schedule.finish(claim, self.holder, due_in=due_in, failed=failed)
-            except SQLAlchemyError as exc:
-                log.warning("could not store the next due time (the lease expires): %s", exc)
-            finally:
-                self._running.pop(repository, None)
-                self._wake.set()  # a slot is free: claim again now
+            # Stored by the claimer with the others that ended meanwhile: one commit for
+            # many no-op runs. The slot stays taken (and the lease held) until then.
+            self._ended.append(Finished(claim, due_in, failed))
+            self._wake.set()

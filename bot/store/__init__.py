@@ -6,7 +6,7 @@
 """
 
 from bot.store.database import DEFAULT_DATABASE_URL, StoreError
-from bot.store.records import AutomationState, Claim, RepositoryRecord
+from bot.store.records import AutomationState, Claim, RepositoryRecord, RunSnapshot
 from bot.store.schedule import Schedule
 from bot.store.store import Store
 
@@ -15,6 +15,7 @@ __all__ = [
     "AutomationState",
     "Claim",
     "RepositoryRecord",
+    "RunSnapshot",
     "Schedule",
     "Store",
     "StoreError",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.policy.model import LatestRef
+
 
 @dataclass
 class RepositoryRecord:
@@ -79,3 +81,16 @@ class Claim:
     failures: int
     #: Another replica held the lease and let it expire (it died or hung): a takeover.
     taken_from: str | None = None
+
+
+@dataclass
+class RunSnapshot:
+    """What a reconcile starts from, read in one transaction (`Store.snapshot_for_run`)."""
+
+    record: RepositoryRecord
+    #: The installation is suspended: nothing is to be done.
+    suspended: bool
+    #: The latest image of each policy, as the last complete run saw it.
+    latest: dict[str, LatestRef]
+    #: Each stored automation's state, by name.
+    automations: dict[str, AutomationState]

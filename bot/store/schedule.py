@@ -21,7 +21,8 @@ share the work by claiming due repositories whose lease is free or expired:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -31,6 +32,15 @@ from bot.store.database import reader
 from bot.store.records import Claim
 
 _r = t.repositories
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A run that ended: its claim, when it is due next (None: no timer), whether it failed."""
+
+    claim: Claim
+    due_in: float | None
+    failed: bool = False
 
 
 class Schedule:
@@ -119,19 +129,39 @@ class Schedule:
         self, claim: Claim, holder: str, *, due_in: float | None, failed: bool = False
     ) -> None:
         """Release the lease; due again in `due_in` s (None: no timer), or now if asked meanwhile."""
+        self.finish_all([Finished(claim, due_in, failed)], holder)
+
+    def finish_all(self, finished: Sequence[Finished], holder: str) -> None:
+        """`finish` for each, in one transaction (runs that end together cost one commit)."""
+        if not finished:
+            return
         now = self._clock()
-        later = None if due_in is None else now + max(0.0, due_in)
-        with self._engine.begin() as db:
-            db.execute(
-                _r.update()
-                .where(_r.c.full_name == claim.repository, _r.c.lease_holder == holder)
-                .values(
-                    lease_holder=None,
-                    lease_expires=None,
-                    due_at=sa.case((_r.c.requests > claim.requests, now), else_=later),
-                    failures=_r.c.failures + 1 if failed else 0,
-                )
+        statement = (
+            _r.update()
+            .where(_r.c.full_name == sa.bindparam("b_name"), _r.c.lease_holder == holder)
+            .values(
+                lease_holder=None,
+                lease_expires=None,
+                due_at=sa.case(
+                    (_r.c.requests > sa.bindparam("b_requests"), now),
+                    else_=sa.bindparam("b_later", type_=sa.Float),
+                ),
+                failures=sa.case(
+                    (sa.bindparam("b_failed", type_=sa.Boolean), _r.c.failures + 1), else_=0
+                ),
             )
+        )
+        rows = [
+            {
+                "b_name": end.claim.repository,
+                "b_requests": end.claim.requests,
+                "b_later": None if end.due_in is None else now + max(0.0, end.due_in),
+                "b_failed": end.failed,
+            }
+            for end in finished
+        ]
+        with self._engine.begin() as db:
+            db.execute(statement, rows)
 
     def release(self, holder: str) -> int:
         """Give up every lease `holder` has (graceful shutdown); returns how many."""

@@ -23,7 +23,7 @@ from bot.policy.model import LatestRef
 from bot.store import schema as t
 from bot.store.database import DEFAULT_DATABASE_URL, StoreError, open_engine, reader
 from bot.store.outcomes import PullRequestOutcomes
-from bot.store.records import AutomationState, RepositoryRecord
+from bot.store.records import AutomationState, RepositoryRecord, RunSnapshot
 from bot.store.schedule import Schedule
 
 __all__ = ["DEFAULT_DATABASE_URL", "Store", "StoreError"]
@@ -213,9 +213,7 @@ class Store(PullRequestOutcomes):
         A new one is first due in `due_in` seconds; with None it waits for a run
         request (`Schedule.request_run`). A known one keeps its place in the schedule.
         """
-        self.add_repositories(
-            installation_id, {full_name: default_branch}, due_in=lambda: due_in
-        )
+        self.add_repositories(installation_id, {full_name: default_branch}, due_in=lambda: due_in)
 
     def add_repositories(
         self,
@@ -271,6 +269,37 @@ class Store(PullRequestOutcomes):
             sa.select(*_REPOSITORY_COLUMNS).where(t.repositories.c.full_name == full_name)
         )
         return _repository_from_row(rows[0]) if rows else None
+
+    def snapshot_for_run(self, full_name: str) -> RunSnapshot | None:
+        """The repository, its installation's suspension, its latest images and its
+        automations, in one read: what every run needs first, a no-op run only."""
+        r, p, a = t.repositories, t.policies, t.automations
+        with self._reader.begin() as db:
+            row = db.execute(
+                sa.select(*_REPOSITORY_COLUMNS, t.installations.c.suspended)
+                .select_from(
+                    r.outerjoin(t.installations, t.installations.c.id == r.c.installation_id)
+                )
+                .where(r.c.full_name == full_name)
+            ).first()
+            if row is None:
+                return None
+            latest = db.execute(
+                sa.select(p.c.policy, p.c.name, p.c.tag, p.c.digest).where(
+                    p.c.repository == full_name
+                )
+            ).fetchall()
+            automations = db.execute(
+                sa.select(*(a.c[name] for name in _AUTOMATION_COLUMNS)).where(
+                    a.c.repository == full_name
+                )
+            ).fetchall()
+        return RunSnapshot(
+            record=_repository_from_row(row),
+            suspended=bool(row[-1]),
+            latest={x[0]: LatestRef(name=x[1], tag=x[2], digest=x[3]) for x in latest},
+            automations={x[1]: _automation_from_row(x) for x in automations},
+        )
 
     def repositories(self) -> list[RepositoryRecord]:
         rows = self._read(sa.select(*_REPOSITORY_COLUMNS).order_by(t.repositories.c.full_name))
