@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.github.client import AppClient, GitHubClient
+from bot.github.client import AppClient, GitHubClient, uncached
 from bot.github.errors import GitHubError
 from bot.handlers.context import RunQueue
 from bot.store import Store
@@ -58,7 +58,9 @@ async def rediscover(
     # Known before asking: one a webhook stores meanwhile is not taken for a stale one.
     known_before = store.installation_ids()
     listed: set[int] = set()
-    async for installation in app.getiter("/app/installations"):
+    with uncached():
+        installations = [i async for i in app.getiter("/app/installations?per_page=100")]
+    for installation in installations:
         installation_id = _positive_int(installation.get("id"))
         if installation_id is None:
             continue
@@ -100,7 +102,15 @@ async def sync_repositories(
     """The installation's repositories as `GET /installation/repositories` lists them."""
     known = set(store.installation_repositories(installation_id))
     seen: set[str] = set()
-    async for repository in gh.getiter("/installation/repositories", iterable_key="repositories"):
+    # 100 a page (GitHub's most), and no ETags kept: the list is read once a day.
+    with uncached():
+        listed = [
+            repository
+            async for repository in gh.getiter(
+                "/installation/repositories?per_page=100", iterable_key="repositories"
+            )
+        ]
+    for repository in listed:
         full_name = repository.get("full_name")
         if not isinstance(full_name, str) or full_name.count("/") != 1:
             continue

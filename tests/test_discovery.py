@@ -42,7 +42,7 @@ async def github(github_sim, app_key):
 
 async def test_a_new_database_learns_every_installation_and_all_their_repositories(github):
     sim, app_id, app, clients, store = github
-    many = [f"octo-org/repo-{n:02}" for n in range(45)]  # more than one page of 30
+    many = [f"octo-org/repo-{n:03}" for n in range(105)]  # more than one page of 100
     for name in many:
         sim.create_repository(name, files={"README.md": b"x\n"})
     sim.create_repository("alice/solo", files={"README.md": b"x\n"})

@@ -94,7 +94,8 @@ class Repo:
     # -- reading ---------------------------------------------------------------------
 
     async def default_branch(self) -> str:
-        data = await self.gh.getitem("/repos/{owner}/{repo}", self._vars())
+        with uncached():  # read once per repository: an ETag kept for it is memory for nothing
+            data = await self.gh.getitem("/repos/{owner}/{repo}", self._vars())
         return str(data["default_branch"])
 
     async def head(self, branch: str, *, known_sha: str | None = None) -> str | None:

@@ -98,7 +98,9 @@ def open_engine(url: str, *, first_run_spread: float = 0.0) -> Engine:
     else:
         engine = sa.create_engine(
             target,
-            pool_pre_ping=True,
+            # No pre-ping: it costs a round trip per transaction. A connection the
+            # server dropped fails one call, and the pool replaces it.
+            pool_recycle=1800,
             pool_size=5,
             max_overflow=5,
             connect_args={"connect_timeout": 10, "application_name": "image-automation-bot"},

@@ -34,6 +34,27 @@ from bot.store.records import Claim
 _r = t.repositories
 
 
+# Built once: every run ends with it, and SQLAlchemy then reuses its compiled form.
+_FINISH = (
+    _r.update()
+    .where(
+        _r.c.full_name == sa.bindparam("b_name"),
+        _r.c.lease_holder == sa.bindparam("b_holder"),
+    )
+    .values(
+        lease_holder=None,
+        lease_expires=None,
+        due_at=sa.case(
+            (_r.c.requests > sa.bindparam("b_requests"), sa.bindparam("b_now", type_=sa.Float)),
+            else_=sa.bindparam("b_later", type_=sa.Float),
+        ),
+        failures=sa.case(
+            (sa.bindparam("b_failed", type_=sa.Boolean), _r.c.failures + 1), else_=0
+        ),
+    )
+)
+
+
 @dataclass(frozen=True)
 class Finished:
     """A run that ended: its claim, when it is due next (None: no timer), whether it failed."""
@@ -136,32 +157,19 @@ class Schedule:
         if not finished:
             return
         now = self._clock()
-        statement = (
-            _r.update()
-            .where(_r.c.full_name == sa.bindparam("b_name"), _r.c.lease_holder == holder)
-            .values(
-                lease_holder=None,
-                lease_expires=None,
-                due_at=sa.case(
-                    (_r.c.requests > sa.bindparam("b_requests"), now),
-                    else_=sa.bindparam("b_later", type_=sa.Float),
-                ),
-                failures=sa.case(
-                    (sa.bindparam("b_failed", type_=sa.Boolean), _r.c.failures + 1), else_=0
-                ),
-            )
-        )
         rows = [
             {
                 "b_name": end.claim.repository,
                 "b_requests": end.claim.requests,
                 "b_later": None if end.due_in is None else now + max(0.0, end.due_in),
                 "b_failed": end.failed,
+                "b_holder": holder,
+                "b_now": now,
             }
             for end in finished
         ]
         with self._engine.begin() as db:
-            db.execute(statement, rows)
+            db.execute(_FINISH, rows)
 
     def release(self, holder: str) -> int:
         """Give up every lease `holder` has (graceful shutdown); returns how many."""

@@ -48,6 +48,25 @@ _REPOSITORY_COLUMNS = (
 )
 
 
+# The statements of `Store.snapshot_for_run`, built once: a no-op run is mostly this read,
+# and SQLAlchemy then reuses their cache keys and compiled SQL.
+_SNAPSHOT_REPOSITORY = (
+    sa.select(*_REPOSITORY_COLUMNS, t.installations.c.suspended)
+    .select_from(
+        t.repositories.outerjoin(
+            t.installations, t.installations.c.id == t.repositories.c.installation_id
+        )
+    )
+    .where(t.repositories.c.full_name == sa.bindparam("name"))
+)
+_SNAPSHOT_LATEST = sa.select(
+    t.policies.c.policy, t.policies.c.name, t.policies.c.tag, t.policies.c.digest
+).where(t.policies.c.repository == sa.bindparam("name"))
+_SNAPSHOT_AUTOMATIONS = sa.select(*(t.automations.c[n] for n in _AUTOMATION_COLUMNS)).where(
+    t.automations.c.repository == sa.bindparam("name")
+)
+
+
 class Store(PullRequestOutcomes):
     def __init__(self, engine: Engine, *, clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
@@ -273,27 +292,13 @@ class Store(PullRequestOutcomes):
     def snapshot_for_run(self, full_name: str) -> RunSnapshot | None:
         """The repository, its installation's suspension, its latest images and its
         automations, in one read: what every run needs first, a no-op run only."""
-        r, p, a = t.repositories, t.policies, t.automations
+        name = {"name": full_name}
         with self._reader.begin() as db:
-            row = db.execute(
-                sa.select(*_REPOSITORY_COLUMNS, t.installations.c.suspended)
-                .select_from(
-                    r.outerjoin(t.installations, t.installations.c.id == r.c.installation_id)
-                )
-                .where(r.c.full_name == full_name)
-            ).first()
+            row = db.execute(_SNAPSHOT_REPOSITORY, name).first()
             if row is None:
                 return None
-            latest = db.execute(
-                sa.select(p.c.policy, p.c.name, p.c.tag, p.c.digest).where(
-                    p.c.repository == full_name
-                )
-            ).fetchall()
-            automations = db.execute(
-                sa.select(*(a.c[name] for name in _AUTOMATION_COLUMNS)).where(
-                    a.c.repository == full_name
-                )
-            ).fetchall()
+            latest = db.execute(_SNAPSHOT_LATEST, name).fetchall()
+            automations = db.execute(_SNAPSHOT_AUTOMATIONS, name).fetchall()
         return RunSnapshot(
             record=_repository_from_row(row),
             suspended=bool(row[-1]),

@@ -42,7 +42,7 @@ async def test_an_all_repositories_installation_whose_delivery_lists_none_is_lis
     sim.all_repositories_unlisted = True
     await bot.start()
     try:
-        names = [f"octo-org/svc-{i}" for i in range(35)]  # more than one page of 30
+        names = [f"octo-org/svc-{i}" for i in range(35)]
         for name in names:
             sim.create_repository(name, files={"README.md": b"no config\n"})
         sim.create_repository(
