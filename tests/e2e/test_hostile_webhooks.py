@@ -133,6 +133,11 @@ async def test_malformed_signed_deliveries_are_400_and_nothing_junk_is_stored(bo
     bot.sim.create_repository("octo-org/app", files={"README.md": b"no config here\n"})
     bot.sim.create_installation(bot.app_id, account="octo-org", repositories=["octo-org/app"])
     await bot.log_line("octo-org/app: *: no .github/image-automation.yml")
+
+    async def run_stored():  # the run's end (its lease released, next due time) is stored
+        return read(bot, "SELECT 1 FROM repositories WHERE lease_holder IS NOT NULL") == []
+
+    await bot.wait_until(run_stored, what="the run's end to be stored")
     before = {
         table: read(bot, f"SELECT * FROM {table} ORDER BY 1")
         for table in ("installations", "repositories")
