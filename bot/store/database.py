@@ -150,14 +150,7 @@ def _sqlite_engine(target: sa.URL) -> Engine:
 
 
 def reader(engine: Engine) -> Engine:
-    """The same engine and pool, for transactions that only read.
-
-    On PostgreSQL its statements run in autocommit: no ``BEGIN`` and ``COMMIT``
-    round trips around a read (a no-op run is mostly one), each statement being
-    its own snapshot.
-    """
-    if engine.dialect.name == "postgresql":
-        return engine.execution_options(isolation_level="AUTOCOMMIT", **{READ_ONLY: True})
+    """The same engine and pool, for transactions that only read."""
     return engine.execution_options(**{READ_ONLY: True})
 
 
