@@ -8,6 +8,7 @@ The bot's additions: ``rolling`` (follow one tag's digest) and ``aliasOf``
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from collections.abc import Awaitable, Callable, Sequence
@@ -80,6 +81,13 @@ def compile_policy(spec: PolicySpec | CompiledPolicy) -> CompiledPolicy:
     """Validate ``spec``; raises `InvalidPolicyError` with a message a person can act on."""
     if isinstance(spec, CompiledPolicy):
         return spec
+    return _compile(spec)
+
+
+# Specs are frozen values, and every repository's run compiles its policies again:
+# the same spec compiles once (an invalid one raises each time; errors are not kept).
+@functools.lru_cache(maxsize=4096)
+def _compile(spec: PolicySpec) -> CompiledPolicy:
     if spec.kind not in POLICY_KINDS:
         raise InvalidPolicyError(
             f"invalid policy kind '{spec.kind}': use one of semver, alphabetical, numerical, rolling"
