@@ -220,6 +220,9 @@ class Scheduler:
             except SQLAlchemyError as exc:
                 # The database is away: nothing can be claimed; runs under way go on.
                 log.warning("the schedule cannot be read: %s; trying again", exc)
+            except Exception:
+                # The claimer must outlive anything: without it this replica runs nothing.
+                log.exception("claiming due repositories failed; trying again")
             self._wake.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=min(self._tick, renew_every))

@@ -220,3 +220,24 @@ async def test_a_postponed_run_is_due_when_asked_and_is_not_a_failure():
     store.schedule.request_run("o/a")
     (claim,) = store.schedule.claim("x", limit=1, lease=60)
     assert claim.failures == 0
+
+
+async def test_the_claimer_outlives_an_unexpected_error(caplog):
+    store = make_store()
+    real_claim = store.schedule.claim
+    failures = [RuntimeError("a bug in claiming")]
+
+    def claim(*args, **kwargs):
+        if failures:
+            raise failures.pop()
+        return real_claim(*args, **kwargs)
+
+    store.schedule.claim = claim
+    run = Recorder()
+    scheduler = make_scheduler(run, store=store, concurrency=1, tick=0.01)
+    scheduler.start()
+    scheduler.enqueue("o/a")
+    await scheduler.wait_idle(timeout=5)
+    await scheduler.stop()
+    assert run.calls == ["o/a"]
+    assert "a bug in claiming" in caplog.text
