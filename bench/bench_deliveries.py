@@ -35,7 +35,7 @@ from aiohttp.test_utils import TestServer  # noqa: E402
 
 from bot.handlers import Services  # noqa: E402
 from bot.scheduler import Scheduler  # noqa: E402
-from bot.store import Store  # noqa: E402
+from bot.store import Claim, Store  # noqa: E402
 from bot.store import sqlite as sqlite_store  # noqa: E402
 from bot.store.store import DELIVERY_EXPIRY_BATCH, DELIVERY_RETENTION  # noqa: E402
 from bot.web import make_app  # noqa: E402
@@ -91,7 +91,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def acknowledge(store: Store, deliveries: int, warmup: int) -> dict[str, list[float]]:
-    async def run(repository: str) -> None:
+    async def run(claim: Claim) -> None:
         return None
 
     scheduler = Scheduler(run, store.schedule, concurrency=1, tick=1.0)

@@ -32,7 +32,9 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any, TextIO
 
 import structlog
@@ -53,6 +55,12 @@ _RESERVED = frozenset((*_LINE_KEYS, "exception", "stack", "event"))
 _LEVEL_ALIASES = {"TRACE": "DEBUG", "FATAL": "CRITICAL", "WARN": "WARNING"}
 
 _replica: str | None = None
+
+#: The keys `log_context` bound, as one mapping: one context variable set and reset per
+#: block (every run enters a few blocks, so this is on the no-op path).
+_context: ContextVar[Mapping[str, object]] = ContextVar(
+    "bot_log_context", default=MappingProxyType({})
+)
 
 
 def set_replica(replica: str | None) -> None:
@@ -76,19 +84,31 @@ def log_context(
     the block and do not reach concurrent tasks. On exit each key gets back
     the value it had before (or goes).
     """
-    clash = _RESERVED.intersection(extra)
-    if clash:
-        raise ValueError(f"log_context cannot bind {', '.join(sorted(clash))}: reserved keys")
-    values: dict[str, object] = {
-        "delivery": delivery,
-        "installation": installation,
-        "repository": repository,
-        "automation": automation,
-        **extra,
-    }
-    bound = {key: value for key, value in values.items() if value is not None}
-    with structlog.contextvars.bound_contextvars(**bound):
+    if extra:
+        clash = _RESERVED.intersection(extra)
+        if clash:
+            raise ValueError(f"log_context cannot bind {', '.join(sorted(clash))}: reserved keys")
+    bound = dict(_context.get())
+    for key, value in (
+        ("delivery", delivery),
+        ("installation", installation),
+        ("repository", repository),
+        ("automation", automation),
+        *extra.items(),
+    ):
+        if value is not None:
+            bound[key] = value
+    token = _context.set(bound)
+    try:
         yield
+    finally:
+        _context.reset(token)
+
+
+def _merge_context(_logger: object, _method: str, event: EventDict) -> EventDict:
+    for key, value in _context.get().items():
+        event.setdefault(key, value)
+    return event
 
 
 def configure_logging(environ: Mapping[str, str], stream: TextIO | None = None) -> None:
@@ -190,6 +210,8 @@ def _add_replica(_logger: object, _method: str, event: EventDict) -> EventDict:
 #: Run on every line, before the formatter's own processors: for standard
 #: records in the formatter (``foreign_pre_chain``), for structlog's at the call.
 _SHARED = (
+    _merge_context,
+    # Keys bound with structlog's own ``bind_contextvars``, for ``structlog.get_logger()``.
     structlog.contextvars.merge_contextvars,
     # ``log.info(..., extra={...})`` keys become fields (the scheduler's run times).
     structlog.stdlib.ExtraAdder(),

@@ -22,6 +22,7 @@ Labels are bounded and never secret:
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import threading
 import urllib.parse
@@ -154,13 +155,18 @@ def observe_github(
     remaining: str | None = None,
     *,
     base_url: str = GITHUB_API,
+    route: str | None = None,
 ) -> None:
     """One HTTP exchange with GitHub (or none: ``status="error"``).
 
     `url` is what was requested (absolute, or a path of `base_url`); `remaining`
-    is the answer's ``x-ratelimit-remaining``, when it has one.
+    is the answer's ``x-ratelimit-remaining``, when it has one. `route`, when the
+    caller knows it (`template_route`), saves matching `url`, as long as the
+    request stayed on GitHub's origin (a redirect elsewhere is `EXTERNAL_ROUTE`).
     """
-    GITHUB_REQUESTS.labels(route=github_route(url, base_url), status=_status(status)).inc()
+    if route is None or not url.startswith(base_url):
+        route = github_route(url, base_url)
+    GITHUB_REQUESTS.labels(route=route, status=_status(status)).inc()
     if remaining is None:
         return
     value = remaining.strip()
@@ -297,6 +303,16 @@ def _match(
         return False
     ends = segments[len(segments) - len(tail) :] if tail else []
     return all(map(_matches, head, segments)) and all(map(_matches, tail, ends))
+
+
+@functools.lru_cache(maxsize=512)
+def template_route(template: str) -> str:
+    """`github_route` of a request's URL template (``/repos/{owner}/{repo}/pulls{/number}``):
+    what its filled URLs get, computed once per template."""
+    path = re.split(r"\{[?&]|\?", template, maxsplit=1)[0]
+    # Expansions stand for one segment each; ``{+ref}`` may hold slashes, and a greedy
+    # route takes it whole either way.
+    return github_route(path.replace("{/", "/{"), "")
 
 
 def github_route(url: str, base_url: str = GITHUB_API) -> str:

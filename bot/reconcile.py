@@ -95,8 +95,13 @@ class RepositoryOutcome:
     problems: list[Problem] = field(default_factory=list)
 
 
-async def run_repository(deps: Deps, repository: str) -> float | None:
+async def run_repository(
+    deps: Deps, repository: str, *, snapshot: RunSnapshot | None = None
+) -> float | None:
     """The scheduler's entry: reconcile, answer seconds until the next run.
+
+    `snapshot` is what the scheduler's claim read for this run; without it the
+    run reads its own.
 
     A GitHub failure that outlived the client's retries raises `RetryLater`
     (one log line, no traceback; messages never hold tokens): the scheduler
@@ -104,7 +109,7 @@ async def run_repository(deps: Deps, repository: str) -> float | None:
     """
     started = time.monotonic()
     try:
-        outcome = await reconcile(deps, repository)
+        outcome = await reconcile(deps, repository, snapshot=snapshot)
     except RateLimited as exc:
         # Not a failure: the installation's window is spent; come back when it allows.
         metrics.observe_reconcile("postponed", time.monotonic() - started)
@@ -125,8 +130,11 @@ async def run_repository(deps: Deps, repository: str) -> float | None:
     return outcome.next_run
 
 
-async def reconcile(deps: Deps, repository: str) -> RepositoryOutcome:
-    snapshot = deps.store.snapshot_for_run(repository)
+async def reconcile(
+    deps: Deps, repository: str, *, snapshot: RunSnapshot | None = None
+) -> RepositoryOutcome:
+    if snapshot is None:
+        snapshot = deps.store.snapshot_for_run(repository)
     outcome = RepositoryOutcome(repository)
     if snapshot is None or snapshot.suspended:
         return outcome  # uninstalled or paused: nothing to do, no timer

@@ -222,7 +222,7 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
             budget=budget,
         )
         scheduler = Scheduler(
-            lambda repository: run_repository(deps, repository),
+            lambda claim: run_repository(deps, claim.repository, snapshot=claim.snapshot),
             store.schedule,
             holder=holder,
             concurrency=int(_number(environ, "CONCURRENCY", DEFAULT_CONCURRENCY)) or 1,

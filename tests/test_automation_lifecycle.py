@@ -399,7 +399,7 @@ async def test_a_failing_repository_does_not_affect_another(world):
         times=4,  # every attempt of the first tree read fails
     )
     scheduler = Scheduler(
-        lambda name: run_repository(world.deps, name),
+        lambda claim: run_repository(world.deps, claim.repository, snapshot=claim.snapshot),
         world.store.schedule,
         concurrency=1,
         tick=0.05,

@@ -7,7 +7,7 @@ from gidgethub import sansio
 
 from bot.handlers import Services, router
 from bot.scheduler import Scheduler
-from bot.store import AutomationState, Store
+from bot.store import AutomationState, Claim, Store
 from bot.update.prbody import PullRequestState
 
 REPO = "octo-org/app"
@@ -22,8 +22,8 @@ class Env:
         self.ran: list[str] = []
         self.forgotten: list[int] = []
 
-        async def run(repository: str) -> None:
-            self.ran.append(repository)
+        async def run(claim: Claim) -> None:
+            self.ran.append(claim.repository)
 
         self.scheduler = Scheduler(run, self.store.schedule, concurrency=1, tick=0.05)
         self.services = Services(self.store, self.scheduler, self.forgotten.append)

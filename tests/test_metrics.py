@@ -11,11 +11,13 @@ import random
 import re
 import string
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from gidgethub import sansio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -115,6 +117,32 @@ ROUTES = [
 @pytest.mark.parametrize(("path", "route"), ROUTES)
 def test_route_is_the_url_template(path: str, route: str) -> None:
     assert metrics.github_route(path) == route
+
+
+def _github_url_templates() -> set[str]:
+    """Every GitHub URL template in the bot's source (suffixes completed with the repository)."""
+    found: set[str] = set()
+    for source in (Path(__file__).parent.parent / "bot").rglob("*.py"):
+        for template in re.findall(r'"(/[a-z][^"\s]*\{[^"\s]*)"', source.read_text()):
+            if template.startswith("/v2/"):
+                continue  # a registry's, not GitHub's
+            if not template.startswith(("/repos/", "/app", "/orgs/", "/users/", "/repositories/")):
+                template = "/repos/{owner}/{repo}" + template
+            found.add(template)
+    return found
+
+
+def test_a_template_route_is_the_route_of_its_filled_urls() -> None:
+    """The client labels a request by its URL template (`template_route`), once per template;
+    that must be what matching the filled URL gives, slashes in ``{+ref}`` and queries too."""
+    templates = _github_url_templates()
+    assert len(templates) > 40 and "/repos/{owner}/{repo}/commits/{+ref}" in templates
+    for base in ("https://api.github.com", "https://ghe.example.com/api/v3"):
+        for template in sorted(templates):
+            names = re.findall(r"[{,][+/?&]?([a-z_.]+)", template)
+            values = {name: "heads/feature/x" if "{+" + name in template else "v" for name in names}
+            filled = sansio.format_url(template, values, base_url=base)
+            assert metrics.template_route(template) == metrics.github_route(filled, base), template
 
 
 def test_enterprise_server_base_path_is_not_part_of_the_route() -> None:

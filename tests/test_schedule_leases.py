@@ -11,8 +11,9 @@ import threading
 
 import pytest
 
+from bot.policy.model import LatestRef
 from bot.scheduler import Scheduler
-from bot.store import Store
+from bot.store import AutomationState, Claim, Store
 
 NAMES = [f"o/r{i:03}" for i in range(60)]
 
@@ -44,6 +45,33 @@ def test_a_new_repository_waits_for_a_request_or_its_first_run_time(database_url
     # Adding a known repository again (a webhook, a rediscovery) keeps its place.
     store.add_repository("o/later", 1, due_in=0)
     assert store.schedule.due_in("o/later") == pytest.approx(-1)
+
+
+def test_a_claim_carries_each_run_snapshot_read_under_its_lease(database_url):
+    """What a run starts from comes with its claim, the same as `snapshot_for_run` reads."""
+    store = Store.open(database_url)
+    store.add_repositories(1, {"o/a": "main", "o/b": "trunk", "o/c": None}, due_in=lambda: 0.0)
+    store.set_suspended(1, True)
+    store.save_latest("o/a", {"app": LatestRef(name="r/app", tag="1.2.3", digest="sha256:1")})
+    store.save_latest(
+        "o/b", {"x": LatestRef(name="r/x", tag="1"), "y": LatestRef(name="r/y", tag="2")}
+    )
+    state = AutomationState("o/b", "auto", push_branch="bot/auto", pr_number=7, pr_labels=["a"])
+    store.save_automation_state(state)
+    store.save_automation_state(AutomationState("o/b", "other", push_branch="bot/other"))
+
+    claims = {c.repository: c for c in store.schedule.claim("me", limit=10, lease=60)}
+
+    assert sorted(claims) == ["o/a", "o/b", "o/c"]
+    for name, claim in claims.items():
+        assert claim.snapshot == store.snapshot_for_run(name), name
+    b = claims["o/b"].snapshot
+    assert b.record.default_branch == "trunk" and b.suspended
+    assert set(b.latest) == {"x", "y"} and b.latest["y"].tag == "2"
+    assert sorted(b.automations) == ["auto", "other"]
+    assert b.automations["auto"].pr_number == 7 and b.automations["auto"].pr_labels == ["a"]
+    assert claims["o/a"].snapshot.latest["app"].digest == "sha256:1"
+    assert claims["o/c"].snapshot.latest == {} and claims["o/c"].snapshot.automations == {}
 
 
 def test_claims_never_overlap_between_replicas(database_url):
@@ -143,7 +171,8 @@ async def test_two_schedulers_on_one_database_share_the_work_without_overlap(dat
     overlaps: list[str] = []
 
     def runner(holder: str):
-        async def run(repository: str) -> float | None:
+        async def run(claim: Claim) -> float | None:
+            repository = claim.repository
             if repository in running:
                 overlaps.append(repository)
             running.add(repository)

@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from bot.scheduler import RETRY_CAP, RETRY_FIRST, Postpone, RetryLater, Scheduler, retry_delay
-from bot.store import Store
+from bot.store import Claim, Store
 
 REPOSITORIES = ("o/a", "o/b", "o/c", "o/bad", "o/good", "o/slow", *(f"o/{i}" for i in range(6)))
 
@@ -41,7 +41,8 @@ class Recorder:
         self.max_total = 0
         self.fail: set[str] = set()
 
-    async def __call__(self, repository: str) -> float | None:
+    async def __call__(self, claim: Claim) -> float | None:
+        repository = claim.repository
         self.calls.append(repository)
         self.active[repository] = self.active.get(repository, 0) + 1
         self.max_per_repo = max(self.max_per_repo, self.active[repository])
@@ -170,7 +171,7 @@ async def test_failures_in_a_row_back_off_and_a_success_starts_again():
     now = [0.0]
     outcomes: list[object] = [RetryLater("down", interval=60.0)] * 3 + [None, RetryLater("down")]
 
-    async def run(repository: str) -> float | None:
+    async def run(claim: Claim) -> float | None:
         outcome = outcomes.pop(0)
         if isinstance(outcome, Exception):
             raise outcome
@@ -207,7 +208,7 @@ async def test_stop_ends_even_while_quick_runs_keep_waking_the_claimer():
 
 
 async def test_a_postponed_run_is_due_when_asked_and_is_not_a_failure():
-    async def run(repository: str) -> float | None:
+    async def run(claim: Claim) -> float | None:
         raise Postpone("rate limit spent", delay=120.0)
 
     store = make_store()

@@ -13,7 +13,7 @@ import pytest
 from bot.github.errors import AuthenticationFailed, Unreachable
 from bot.handlers import Services
 from bot.scheduler import Scheduler
-from bot.store import AutomationState, Store
+from bot.store import AutomationState, Claim, Store
 from bot.web import MAX_BODY_BYTES, GitHubReadiness, Readiness, make_app
 from tests.datapaths import GITHUB_DATA
 from tests.test_store import unwritable
@@ -45,8 +45,8 @@ class Runs:
     def __init__(self):
         self.repositories: list[str] = []
 
-    async def __call__(self, repository: str) -> None:
-        self.repositories.append(repository)
+    async def __call__(self, claim: Claim) -> None:
+        self.repositories.append(claim.repository)
 
 
 class Harness:

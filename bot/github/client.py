@@ -74,6 +74,8 @@ class _RequestState:
     """What one logical request (all its attempts) has done so far."""
 
     refreshed_auth: bool = False
+    #: The route label for `bot.metrics`, when the caller's URL template gives it.
+    route: str | None = None
 
 
 _request_state: contextvars.ContextVar[_RequestState | None] = contextvars.ContextVar(
@@ -220,13 +222,16 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
     async def _make_request(  # type: ignore[override]
         self, method: str, url: str, url_vars: Any, *args: Any, **kwargs: Any
     ) -> tuple[Any, str | None, int]:
-        state = _request_state.set(_RequestState())
+        # A path template names its route: no matching of the filled URL per request.
+        route = metrics.template_route(url) if url_vars and url.startswith("/") else None
+        state = _request_state.set(_RequestState(route=route))
         try:
             data, more, status = await super()._make_request(method, url, url_vars, *args, **kwargs)
         except gidgethub.HTTPException as exc:
-            path = _path_of(sansio.format_url(url, url_vars, base_url=self.base_url))
             if int(exc.status_code) == 304:
-                raise NotModified(f"{method} {path}: not modified", status=304) from None
+                # Expected on every conditional read: no message built for it.
+                raise NotModified(f"{method} {url}: not modified", status=304) from None
+            path = _path_of(sansio.format_url(url, url_vars, base_url=self.base_url))
             raise from_http(exc, method=method, path=path) from exc
         finally:
             _request_state.reset(state)
@@ -247,6 +252,8 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
         self, *, method: str, url: str, exception: gidgethub.HTTPException, attempt: int
     ) -> bool:
         status = int(exception.status_code)
+        if status == 304:
+            return False  # not modified: the answer, not an error
         state = _request_state.get() or _RequestState()
         if status == 401:
             if state.refreshed_auth:
@@ -360,13 +367,15 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
     ) -> tuple[int, Mapping[str, str], bytes]:
         """`_send`, recorded in `bot.metrics`: route, status ("error" for no answer), rate limit."""
         who = self._metrics_installation()
+        state = _request_state.get()
+        route = state.route if state is not None else None
         try:
             reply = await self._send(method, url, headers, body, allow_redirects=allow_redirects)
         except Exception:
-            metrics.observe_github(url, metrics.NO_ANSWER, who, base_url=self.base_url)
+            metrics.observe_github(url, metrics.NO_ANSWER, who, base_url=self.base_url, route=route)
             raise
         remaining = reply[1].get("x-ratelimit-remaining")
-        metrics.observe_github(url, reply[0], who, remaining, base_url=self.base_url)
+        metrics.observe_github(url, reply[0], who, remaining, base_url=self.base_url, route=route)
         self.rate_budget.observe(reply[1])
         return reply
 

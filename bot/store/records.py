@@ -68,7 +68,6 @@ class AutomationState:
         self.released_head = head
 
 
-
 @dataclass(frozen=True)
 class Claim:
     """A repository this replica holds the lease of, for one run."""
@@ -81,11 +80,13 @@ class Claim:
     failures: int
     #: Another replica held the lease and let it expire (it died or hung): a takeover.
     taken_from: str | None = None
+    #: What the run starts from, read as the lease was taken (None: the row is gone).
+    snapshot: RunSnapshot | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
 class RunSnapshot:
-    """What a reconcile starts from, read in one transaction (`Store.snapshot_for_run`)."""
+    """What a reconcile starts from, read in one transaction (`bot.store.rows.read_snapshots`)."""
 
     record: RepositoryRecord
     #: The installation is suspended: nothing is to be done.

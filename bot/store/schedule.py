@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 from bot.store import schema as t
 from bot.store.database import reader
 from bot.store.records import Claim
+from bot.store.rows import read_snapshots
 
 _r = t.repositories
 
@@ -48,9 +49,7 @@ _FINISH = (
             (_r.c.requests > sa.bindparam("b_requests"), sa.bindparam("b_now", type_=sa.Float)),
             else_=sa.bindparam("b_later", type_=sa.Float),
         ),
-        failures=sa.case(
-            (sa.bindparam("b_failed", type_=sa.Boolean), _r.c.failures + 1), else_=0
-        ),
+        failures=sa.case((sa.bindparam("b_failed", type_=sa.Boolean), _r.c.failures + 1), else_=0),
     )
 )
 
@@ -94,7 +93,8 @@ class Schedule:
             return result.rowcount
 
     def claim(self, holder: str, *, limit: int, lease: float) -> list[Claim]:
-        """Take the leases of up to `limit` due repositories whose lease is free or expired."""
+        """Take the leases of up to `limit` due repositories whose lease is free or expired;
+        each claim carries its run's snapshot, read in the same transaction."""
         if limit <= 0:
             return []
         now = self._clock()
@@ -110,17 +110,21 @@ class Schedule:
             rows = db.execute(query).fetchall()
             if not rows:
                 return []
+            names = [row[0] for row in rows]
             db.execute(
                 _r.update()
-                .where(_r.c.full_name.in_([row[0] for row in rows]))
+                .where(_r.c.full_name.in_(names))
                 .values(lease_holder=holder, lease_expires=now + lease)
             )
+            # What each run starts from, read under its lease: the runs read nothing more.
+            snapshots = read_snapshots(db, names)
         return [
             Claim(
                 repository=row[0],
                 requests=row[1],
                 failures=row[2],
                 taken_from=row[3] if row[3] not in (None, holder) else None,
+                snapshot=snapshots.get(row[0]),
             )
             for row in rows
         ]
@@ -184,9 +188,7 @@ class Schedule:
     def due_in(self, repository: str) -> float | None:
         """Seconds until `repository` is due (negative: overdue); None without a timer."""
         with self._reader.begin() as db:
-            due_at = db.execute(
-                sa.select(_r.c.due_at).where(_r.c.full_name == repository)
-            ).scalar()
+            due_at = db.execute(sa.select(_r.c.due_at).where(_r.c.full_name == repository)).scalar()
         return None if due_at is None else due_at - self._clock()
 
     def backlog(self) -> int:
@@ -205,6 +207,8 @@ class Schedule:
         """The repositories whose lease `holder` has."""
         with self._reader.begin() as db:
             rows = db.execute(
-                sa.select(_r.c.full_name).where(_r.c.lease_holder == holder).order_by(_r.c.full_name)
+                sa.select(_r.c.full_name)
+                .where(_r.c.lease_holder == holder)
+                .order_by(_r.c.full_name)
             )
             return [row[0] for row in rows]

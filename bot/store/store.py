@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import fields
 from typing import Any
 
 import sqlalchemy as sa
@@ -24,6 +23,13 @@ from bot.store import schema as t
 from bot.store.database import DEFAULT_DATABASE_URL, StoreError, open_engine, reader
 from bot.store.outcomes import PullRequestOutcomes
 from bot.store.records import AutomationState, RepositoryRecord, RunSnapshot
+from bot.store.rows import (
+    AUTOMATION_COLUMNS,
+    REPOSITORY_COLUMNS,
+    automation_from_row,
+    read_snapshots,
+    repository_from_row,
+)
 from bot.store.schedule import Schedule
 
 __all__ = ["DEFAULT_DATABASE_URL", "Store", "StoreError"]
@@ -34,37 +40,6 @@ DELIVERY_RETENTION = 14 * 24 * 3600.0
 #: indexed, bounded delete instead of a scan of the table. Deliveries expire as fast as
 #: they arrive, so this keeps up, and drains a backlog by up to this many at a time.
 DELIVERY_EXPIRY_BATCH = 100
-
-_AUTOMATION_COLUMNS = tuple(f.name for f in fields(AutomationState) if f.compare)
-_REPOSITORY_COLUMNS = (
-    t.repositories.c.full_name,
-    t.repositories.c.installation_id,
-    t.repositories.c.default_branch,
-    t.repositories.c.head_sha,
-    t.repositories.c.config_sha,
-    t.repositories.c.config_text,
-    t.repositories.c.dirty,
-    t.repositories.c.policy_errors,
-)
-
-
-# The statements of `Store.snapshot_for_run`, built once: a no-op run is mostly this read,
-# and SQLAlchemy then reuses their cache keys and compiled SQL.
-_SNAPSHOT_REPOSITORY = (
-    sa.select(*_REPOSITORY_COLUMNS, t.installations.c.suspended)
-    .select_from(
-        t.repositories.outerjoin(
-            t.installations, t.installations.c.id == t.repositories.c.installation_id
-        )
-    )
-    .where(t.repositories.c.full_name == sa.bindparam("name"))
-)
-_SNAPSHOT_LATEST = sa.select(
-    t.policies.c.policy, t.policies.c.name, t.policies.c.tag, t.policies.c.digest
-).where(t.policies.c.repository == sa.bindparam("name"))
-_SNAPSHOT_AUTOMATIONS = sa.select(*(t.automations.c[n] for n in _AUTOMATION_COLUMNS)).where(
-    t.automations.c.repository == sa.bindparam("name")
-)
 
 
 class Store(PullRequestOutcomes):
@@ -285,30 +260,19 @@ class Store(PullRequestOutcomes):
 
     def repository(self, full_name: str) -> RepositoryRecord | None:
         rows = self._read(
-            sa.select(*_REPOSITORY_COLUMNS).where(t.repositories.c.full_name == full_name)
+            sa.select(*REPOSITORY_COLUMNS).where(t.repositories.c.full_name == full_name)
         )
-        return _repository_from_row(rows[0]) if rows else None
+        return repository_from_row(rows[0]) if rows else None
 
     def snapshot_for_run(self, full_name: str) -> RunSnapshot | None:
         """The repository, its installation's suspension, its latest images and its
         automations, in one read: what every run needs first, a no-op run only."""
-        name = {"name": full_name}
         with self._reader.begin() as db:
-            row = db.execute(_SNAPSHOT_REPOSITORY, name).first()
-            if row is None:
-                return None
-            latest = db.execute(_SNAPSHOT_LATEST, name).fetchall()
-            automations = db.execute(_SNAPSHOT_AUTOMATIONS, name).fetchall()
-        return RunSnapshot(
-            record=_repository_from_row(row),
-            suspended=bool(row[-1]),
-            latest={x[0]: LatestRef(name=x[1], tag=x[2], digest=x[3]) for x in latest},
-            automations={x[1]: _automation_from_row(x) for x in automations},
-        )
+            return read_snapshots(db, [full_name]).get(full_name)
 
     def repositories(self) -> list[RepositoryRecord]:
-        rows = self._read(sa.select(*_REPOSITORY_COLUMNS).order_by(t.repositories.c.full_name))
-        return [_repository_from_row(row) for row in rows]
+        rows = self._read(sa.select(*REPOSITORY_COLUMNS).order_by(t.repositories.c.full_name))
+        return [repository_from_row(row) for row in rows]
 
     def save_repository(self, record: RepositoryRecord) -> None:
         self._write(
@@ -374,22 +338,22 @@ class Store(PullRequestOutcomes):
     def automation_state(self, repository: str, automation: str) -> AutomationState:
         a = t.automations
         rows = self._read(
-            sa.select(*(a.c[name] for name in _AUTOMATION_COLUMNS)).where(
+            sa.select(*(a.c[name] for name in AUTOMATION_COLUMNS)).where(
                 a.c.repository == repository, a.c.automation == automation
             )
         )
         if not rows:
             return AutomationState(repository=repository, automation=automation)
-        return _automation_from_row(rows[0])
+        return automation_from_row(rows[0])
 
     def automation_states(self, repository: str) -> list[AutomationState]:
         a = t.automations
         rows = self._read(
-            sa.select(*(a.c[name] for name in _AUTOMATION_COLUMNS))
+            sa.select(*(a.c[name] for name in AUTOMATION_COLUMNS))
             .where(a.c.repository == repository)
             .order_by(a.c.automation)
         )
-        return [_automation_from_row(row) for row in rows]
+        return [automation_from_row(row) for row in rows]
 
     def automation_for_branch(self, repository: str, push_branch: str) -> AutomationState | None:
         for state in self.automation_states(repository):
@@ -400,12 +364,12 @@ class Store(PullRequestOutcomes):
     def save_automation_state(self, state: AutomationState) -> None:
         """Write the row; taken over, marked meanwhile by a webhook, survives a save that did not see it."""
         a = t.automations
-        values = {name: getattr(state, name) for name in _AUTOMATION_COLUMNS}
+        values = {name: getattr(state, name) for name in AUTOMATION_COLUMNS}
         values["pr_labels"] = json.dumps(state.pr_labels)
         statement = self._insert(a).values(**values)
         updates: dict[str, Any] = {
             name: statement.excluded[name]
-            for name in _AUTOMATION_COLUMNS
+            for name in AUTOMATION_COLUMNS
             if name not in ("repository", "automation", "taken_over")
         }
         updates["taken_over"] = (
@@ -425,26 +389,3 @@ class Store(PullRequestOutcomes):
         """The automation left the config: its branch and PR are no longer the bot's."""
         a = t.automations
         self._write(a.delete().where(a.c.repository == repository, a.c.automation == automation))
-
-
-def _repository_from_row(row: sa.Row) -> RepositoryRecord:
-    config_text = row[5]
-    return RepositoryRecord(
-        full_name=row[0],
-        installation_id=row[1],
-        default_branch=row[2],
-        head_sha=row[3],
-        config_sha=row[4],
-        # SQLite hands back what was stored; a BLOB may come back as a memoryview.
-        config_text=bytes(config_text) if config_text is not None else None,
-        dirty=int(row[6]),
-        policy_errors=json.loads(row[7] or "{}"),
-    )
-
-
-def _automation_from_row(row: sa.Row) -> AutomationState:
-    values = dict(zip(_AUTOMATION_COLUMNS, row, strict=True))
-    values["pr_labels"] = json.loads(values["pr_labels"] or "[]")
-    values["taken_over"] = bool(values["taken_over"])
-    values["taken_over_noted"] = bool(values["taken_over_noted"])
-    return AutomationState(**values, loaded_taken_over=values["taken_over"], stored=True)
