@@ -15,6 +15,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -128,6 +129,7 @@ def canonical_name(image: str) -> str:
     return parse_repository(image).canonical_name
 
 
+@functools.lru_cache(maxsize=1024)  # asked for every image of every run; few distinct hosts
 def default_scheme(host: str, *, insecure: bool | None) -> str:
     """``http`` when ``insecure`` is True, or it is None and ``host`` is loopback; else https.
 

@@ -12,6 +12,7 @@ backoff); config, policy and update problems are reported in GitHub instead.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -60,6 +61,10 @@ log = logging.getLogger(__name__)
 
 #: Without a config the bot waits for a push; this is only a safety net.
 UNCONFIGURED_INTERVAL = 3600.0
+#: Runs past the short-circuit at once, per replica (however many run their head check):
+#: they read files, plan and write, and the rate-limit reserve is sized for this many
+#: runs' writes (`bot.github.ratelimit.RESERVE`).
+FULL_RUNS = 16
 
 
 class Connections(Protocol):
@@ -84,6 +89,8 @@ class Deps:
     rankings: RankingCache = field(default_factory=RankingCache)
     #: Parsed configs, read again only when their bytes change.
     configs: ConfigCache = field(default_factory=ConfigCache)
+    #: Slots for the work after the short-circuit (`FULL_RUNS`).
+    full_runs: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(FULL_RUNS))
 
 
 @dataclass
@@ -172,14 +179,15 @@ async def _reconcile_installed(
     if await run.unchanged():
         outcome.short_circuited = True
         return outcome
-    # 5. Each automation: read, plan, bring its branch and PR in line.
-    for automation in run.automations:
-        await run.run_automation(automation)
-    await run.retire_removed_automations()
-    # 6. The check runs, on each base head the automations read.
-    await run.report_checks()
-    # 7. Remember what this run saw, for the next short-circuit.
-    run.remember()
+    async with deps.full_runs:
+        # 5. Each automation: read, plan, bring its branch and PR in line.
+        for automation in run.automations:
+            await run.run_automation(automation)
+        await run.retire_removed_automations()
+        # 6. The check runs, on each base head the automations read.
+        await run.report_checks()
+        # 7. Remember what this run saw, for the next short-circuit.
+        run.remember()
     return outcome
 
 

@@ -34,7 +34,7 @@ from bot.planner import (
     MAX_SECONDS_SETTING,
     PlanBudget,
 )
-from bot.reconcile import Deps, run_repository
+from bot.reconcile import FULL_RUNS, Deps, run_repository
 from bot.registry.addresses import ALLOWED_ADDRESSES_VARIABLE, AddressPolicy, registry_session
 from bot.registry.credentials import CredentialStore
 from bot.registry.errors import RegistryError
@@ -212,6 +212,7 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         scanner = RegistryScanner(
             registry_http, registry_credentials, settings=_registry_limits(environ)
         )
+        concurrency = int(_number(environ, "CONCURRENCY", DEFAULT_CONCURRENCY)) or 1
         deps = Deps(
             store=store,
             github=clients,
@@ -220,12 +221,13 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
             ),
             workers=workers,
             budget=budget,
+            full_runs=asyncio.Semaphore(min(FULL_RUNS, concurrency)),
         )
         scheduler = Scheduler(
             lambda claim: run_repository(deps, claim.repository, snapshot=claim.snapshot),
             store.schedule,
             holder=holder,
-            concurrency=int(_number(environ, "CONCURRENCY", DEFAULT_CONCURRENCY)) or 1,
+            concurrency=concurrency,
             tick=_number(environ, "TICK_SECONDS", DEFAULT_TICK) or DEFAULT_TICK,
             lease=lease,
         )

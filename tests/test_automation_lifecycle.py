@@ -390,6 +390,36 @@ async def test_transient_5xx_is_retried(world):
     assert len(world.open_pulls()) == 1
 
 
+@pytest.mark.parametrize("full_runs", [1, 2])
+async def test_runs_past_the_short_circuit_are_bounded_apart(world, full_runs):
+    """Head checks run at `CONCURRENCY`; the reading, planning and writing after the
+    short-circuit only `full_runs` at a time, so at most that many PRs are under way."""
+    names = [REPO, *(f"octo-org/app{i}" for i in range(4))]
+    for name in names[1:]:
+        world.add_repository(name, podinfo_files("5.0.0"))
+    world.deps.full_runs = asyncio.Semaphore(full_runs)
+    world.sim.exchanges = []
+    await world.sim.wait_deliveries()
+    await asyncio.gather(*(reconcile(world.deps, name) for name in names))
+
+    writes = [
+        ex for ex in world.sim.exchanges if ex.method != "GET" and ex.path.startswith("/repos/")
+    ]
+    assert all(len(world.open_pulls(name)) == 1 for name in names)
+    # Between a repository's first write and its last, at most `full_runs` are writing.
+    spans = {}
+    for index, ex in enumerate(writes):
+        name = "/".join(ex.path.split("/")[2:4])
+        first, _last = spans.get(name, (index, index))
+        spans[name] = (first, index)
+    assert sorted(spans) == sorted(names)
+    most = max(
+        sum(1 for first, last in spans.values() if first <= index <= last)
+        for index in range(len(writes))
+    )
+    assert most == full_runs
+
+
 async def test_a_failing_repository_does_not_affect_another(world):
     world.add_repository("octo-org/other", podinfo_files("5.0.0"))
     world.sim.inject(

@@ -7,12 +7,15 @@ import contextlib
 import io
 import logging
 import tarfile
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
 import pytest
+from gidgethub import sansio
 
+from bot import metrics
 from bot.github.auth import AppCredentials
 from bot.github.client import AppClient, GitHubClient
 from bot.github.errors import (
@@ -28,6 +31,7 @@ from bot.github.tarball import extract_blobs, git_blob_sha
 from bot.github.trees import BlobCache
 from tests.githubsim import GitHubSim
 from tests.githubsim.gitstore import MODE_EXEC, MODE_SUBMODULE, MODE_SYMLINK
+from tests.test_github_client import answer, make_client
 
 REPO = "octo-org/app"
 
@@ -116,6 +120,41 @@ async def test_head_returns_the_branch_sha_and_none_when_unchanged(env):
     assert env.cost() == 0
     second = env.sim.push(REPO, "main", {"a.yaml": b"a: 2\n"})
     assert await repo.head("main", known_sha=first) == second
+
+
+@pytest.mark.parametrize(
+    ("full_name", "branch"),
+    [
+        ("o/r", "main"),
+        ("octo-org/my.repo_x", "feature/a+b"),
+        ("o/r", "release/1.0 x%20y#?&"),
+        ("o/r", "ünï{c}ode"),
+        ("o/r", "a:b@c!$&'()*,;="),
+    ],
+)
+async def test_the_head_check_url_is_the_template_expansion(full_name: str, branch: str):
+    """The conditional head check puts its path together by hand (it is on every run's
+    path); it must be byte for byte what the URL template gives, and keep its route label."""
+    client, _minter, _sleeps = make_client(lambda *_: answer(304))
+    repo = Repo(client, full_name, blobs=BlobCache())
+    before = metrics_value(client, "/repos/{owner}/{repo}/commits/{ref}")
+    assert await repo.head(branch, known_sha="a" * 40) is None
+    owner, name = full_name.split("/")
+    expected = sansio.format_url(
+        "/repos/{owner}/{repo}/commits/{+ref}",
+        {"owner": owner, "repo": name, "ref": urllib.parse.quote(branch, safe="/")},
+        base_url=client.base_url,
+    )
+    assert [sent.url for sent in client.sent] == [expected]
+    assert client.sent[0].headers["if-none-match"] == f'"{"a" * 40}"'
+    assert metrics_value(client, "/repos/{owner}/{repo}/commits/{ref}") == before + 1
+
+
+def metrics_value(client: GitHubClient, route: str) -> float:
+    value = metrics.REGISTRY.get_sample_value(
+        "image_automation_github_requests_total", {"route": route, "status": "304"}
+    )
+    return value or 0.0
 
 
 async def test_head_of_branch_with_slash(env):

@@ -220,10 +220,17 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
         await self._sleep(seconds)
 
     async def _make_request(  # type: ignore[override]
-        self, method: str, url: str, url_vars: Any, *args: Any, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        url_vars: Any,
+        *args: Any,
+        route: str | None = None,
+        **kwargs: Any,
     ) -> tuple[Any, str | None, int]:
         # A path template names its route: no matching of the filled URL per request.
-        route = metrics.template_route(url) if url_vars and url.startswith("/") else None
+        if route is None and url_vars and url.startswith("/"):
+            route = metrics.template_route(url)
         state = _request_state.set(_RequestState(route=route))
         try:
             data, more, status = await super()._make_request(method, url, url_vars, *args, **kwargs)
@@ -407,15 +414,26 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
         *,
         etag: str,
         accept: str = sansio.accept_format(),
+        route: str | None = None,
     ) -> Any | None:
-        """GET with our own ``If-None-Match``: the body, or None when GitHub answers 304."""
+        """GET with our own ``If-None-Match``: the body, or None when GitHub answers 304.
+
+        `route` is the metrics label when `url` is already filled in (`metrics.template_route`).
+        """
         with uncached():
             try:
-                return await self.getitem(
-                    url, url_vars or {}, accept=accept, extra_headers={"if-none-match": etag}
+                data, _more, _status = await self._make_request(
+                    "GET",
+                    url,
+                    url_vars or {},
+                    b"",
+                    accept,
+                    extra_headers={"if-none-match": etag},
+                    route=route,
                 )
             except NotModified:
                 return None
+        return data
 
     async def get_bytes(
         self,

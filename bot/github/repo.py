@@ -17,6 +17,7 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from bot import metrics
 from bot.github.client import GitHubClient, uncached
 from bot.github.errors import (
     BranchMoved,
@@ -50,6 +51,10 @@ MAX_SYMLINK_HOPS = 8
 DEFAULT_MAX_BYTES = 5 << 20
 
 
+_HEAD_TEMPLATE = "/repos/{owner}/{repo}/commits/{+ref}"
+_HEAD_ROUTE = metrics.template_route(_HEAD_TEMPLATE)
+
+
 def _quote(value: str) -> str:
     # Our own percent-encoding, then RFC 6570 reserved expansion ({+x}) keeps
     # the slashes of branch names and paths but nothing that would break the URL.
@@ -78,6 +83,10 @@ class Repo:
         read_concurrency: int = 4,
     ) -> None:
         self.owner, self.name = split_full_name(full_name)
+        #: ``/repos/{owner}/{repo}``, expanded as the URL templates expand it.
+        self._prefix = f"/repos/{urllib.parse.quote(self.owner, safe='')}/" + urllib.parse.quote(
+            self.name, safe=""
+        )
         self.gh = gh
         self.full_name = full_name
         self.blobs = blobs
@@ -105,18 +114,22 @@ class Repo:
         branch costs a 304, which GitHub does not count against the rate limit.
         Raises EmptyRepository (409) or NotFound (no such branch).
         """
-        url = "/repos/{owner}/{repo}/commits/{+ref}"
-        url_vars = self._vars(ref=_quote(branch))
         try:
             if known_sha is not None:
+                # The path is put together here, not expanded from the template: this
+                # request is made for every repository on every tick. The same bytes
+                # (tests/test_github_repo.py), without parsing the template each time.
+                path = f"{self._prefix}/commits/{_quote(branch)}"
                 body = await self.gh.get_if_none_match(
-                    url, url_vars, etag=f'"{known_sha}"', accept=SHA_MEDIA_TYPE
+                    path, etag=f'"{known_sha}"', accept=SHA_MEDIA_TYPE, route=_HEAD_ROUTE
                 )
                 if body is None:
                     return None
             else:
                 with uncached():
-                    body = await self.gh.getitem(url, url_vars, accept=SHA_MEDIA_TYPE)
+                    body = await self.gh.getitem(
+                        _HEAD_TEMPLATE, self._vars(ref=_quote(branch)), accept=SHA_MEDIA_TYPE
+                    )
         except ValidationFailed as exc:  # 422 "No commit found for SHA: <branch>"
             raise NotFound(
                 f"{self.full_name}: no branch {branch!r} ({exc.message})", status=422

@@ -30,6 +30,7 @@ class Exchange:
     status: int
     content_type: str
     body: bytes
+    path: str = ""  # the request's own path (the route is its template)
 
 
 UNCOUNTED_RATE = {"/rate_limit", "/"}
@@ -93,6 +94,7 @@ def make_middleware(sim: GitHubSim):
                     response.status,
                     response.content_type,
                     response.body or b"",
+                    request.path,
                 )  # fmt: skip
             )
         if fault is not None and fault.lose_answer and request.transport is not None:
