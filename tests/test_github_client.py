@@ -471,6 +471,40 @@ async def test_self_made_conditional_request_maps_304_to_none_without_a_cache_en
     assert client.sent[0].headers["accept"] == "application/vnd.github.sha"
 
 
+async def test_the_conditional_request_retries_refreshes_and_fails_like_any_other():
+    """The head check is sent without gidgethub's request loop: its retries (5xx,
+    secondary limit), token refresh (401) and errors must still be everyone's."""
+    sha = "application/vnd.github.sha"
+    client, minter, sleeps = make_client(
+        script(
+            answer(502, {"message": "Bad gateway"}),
+            answer(401, {"message": "Bad credentials"}),
+            answer(403, {"message": "You have exceeded a secondary rate limit."}, retry_after="3"),
+            answer(200, "c0ffee", content_type=sha),
+        )
+    )
+    assert await client.get_if_none_match("/repos/o/r/commits/main", etag='"a"', accept=sha) == (
+        "c0ffee"
+    )
+    assert [s.headers["authorization"] for s in client.sent] == [
+        "token ghs_secret1",
+        "token ghs_secret1",
+        "token ghs_secret2",
+        "token ghs_secret2",
+    ]
+    assert sleeps.seconds[1:] == [3.0] and len(minter.calls) == 2
+    assert all(s.url == BASE + "/repos/o/r/commits/main" for s in client.sent)
+
+    client, _, _ = make_client(script(answer(404, {"message": "Not Found"})))
+    with pytest.raises(NotFound) as info:
+        await client.get_if_none_match("/repos/o/gone/commits/main", etag='"a"')
+    assert "GET /repos/o/gone/commits/main" in str(info.value)
+    client, _, _ = make_client(script(*[answer(502, {"message": "Bad gateway"})] * 4))
+    with pytest.raises(ServerError):
+        await client.get_if_none_match("/repos/o/r/commits/main", etag='"a"')
+    assert len(client.sent) == 4
+
+
 async def test_self_made_conditional_request_is_not_overridden_by_a_cached_etag():
     def handler(method, url, headers, body):
         if headers.get("accept") == "application/vnd.github.sha":

@@ -256,7 +256,7 @@ async def test_each_github_request_is_counted_with_route_status_and_rate_limit()
     assert sample(RATE_LIMIT, installation="9001") == 4991
 
     assert (
-        await client.get_if_none_match(BASE + "/repos/octo/hello/git/ref/heads/main", etag='"v1"')
+        await client.get_if_none_match("/repos/octo/hello/git/ref/heads/main", etag='"v1"')
         is None
     )
     assert github_count(route, "304") == not_modified + 1

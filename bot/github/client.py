@@ -189,6 +189,8 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
             cache=ResponseCache() if cache is None else cache,
             base_url=base_url,
         )
+        #: `base_url` with one trailing slash: paths are joined to it as gidgethub joins them.
+        self._api_root = self.base_url.removesuffix("/") + "/"
         self.write_interval = write_interval
         self.max_attempts = max(1, max_attempts)
         self.max_wait = max_wait
@@ -348,7 +350,8 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
             # RateLimited: the scheduler postpones the run.
             pause = self.rate_budget.pause_before_request(
                 write=method in WRITE_METHODS,
-                conditional="if-none-match" in (key.lower() for key in headers),
+                # Header names are lower-case here (gidgethub's and our own).
+                conditional="if-none-match" in headers,
             )
             if pause > 0:
                 await self.sleep(pause)
@@ -409,31 +412,42 @@ class _RetryingClient(gidgethub.aiohttp.GitHubAPI):
 
     async def get_if_none_match(
         self,
-        url: str,
-        url_vars: Mapping[str, Any] | None = None,
+        path: str,
         *,
         etag: str,
         accept: str = sansio.accept_format(),
         route: str | None = None,
     ) -> Any | None:
-        """GET with our own ``If-None-Match``: the body, or None when GitHub answers 304.
+        """GET `path` (filled in, relative to the API) with our own ``If-None-Match``:
+        the body, or None when GitHub answers 304.
 
-        `route` is the metrics label when `url` is already filled in (`metrics.template_route`).
+        Every run makes this request (the head check), and most get 304; so it is
+        sent straight through `_request`, without gidgethub's URL templating, response
+        cache and error-per-304. Other answers go through the same decoding, retries
+        (`handle_rate_limit_error`) and errors (`from_http`) as every request.
+        `route` is the metrics label (`metrics.template_route` of the path's template).
         """
-        with uncached():
-            try:
-                data, _more, _status = await self._make_request(
-                    "GET",
-                    url,
-                    url_vars or {},
-                    b"",
-                    accept,
-                    extra_headers={"if-none-match": etag},
-                    route=route,
-                )
-            except NotModified:
-                return None
-        return data
+        url = self._api_root + path.removeprefix("/")
+        headers = sansio.create_headers(self.requester, accept=accept)
+        headers["if-none-match"] = etag
+        state = _request_state.set(_RequestState(route=route))
+        try:
+            attempt = 0
+            while True:
+                attempt += 1
+                status, response_headers, body = await self._request("GET", url, headers)
+                if status == 304:
+                    return None
+                try:
+                    return sansio.decipher_response(status, response_headers, body)[0]
+                except gidgethub.HTTPException as exc:
+                    retry = await self.handle_rate_limit_error(
+                        method="GET", url=url, exception=exc, attempt=attempt
+                    )
+                    if not retry:
+                        raise from_http(exc, method="GET", path=_path_of(url)) from exc
+        finally:
+            _request_state.reset(state)
 
     async def get_bytes(
         self,
