@@ -30,7 +30,7 @@ from bot.github.errors import RateLimited
 
 #: Requests kept back from reads, for the writes of runs already under way: at least
 #: this many, or `RESERVE_SHARE` of the limit (100 of GitHub's 5,000 an hour), enough
-#: for 16 runs at once (`CONCURRENCY`) that open a PR with about six writes each.
+#: for 16 full runs at once (`bot.reconcile.FULL_RUNS`) that open a PR with about six writes each.
 RESERVE = 20
 RESERVE_SHARE = 0.02
 #: A request waits at most this long for its slot; beyond that the run is postponed.
