@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Container, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -19,9 +19,9 @@ from bot.config import CONFIG_PATH, Config, load_config
 from bot.planner import (
     AutomationPlan,
     Observation,
-    ignored_file_problem,
     observe_policies,
     plan_automation,
+    update_path_problem,
 )
 from bot.problems import Problem
 from bot.snapshot import SnapshotError, SnapshotTagSource
@@ -96,9 +96,13 @@ def check_config(path: Path, *, out: TextIO, err: TextIO) -> int:
     if errors:
         print(f"{len(errors)} error(s) in {config_file}", file=err)
         return EXIT_CONFIG
-    if path.is_dir():  # the repository is at hand: say what a plan would warn about
-        named_files = _update_paths_that_are_files(path, config)
-        for problem in _ignored_update_files(config, named_files):
+    if path.is_dir():
+        # The repository is at hand: read its marked files as a plan would, without
+        # registries, and say what a plan would warn about (markers that name no policy,
+        # values their setter can't have written, update paths that hold nothing).
+        plans, read_warnings = _plan_all(path, config, Observation())
+        warnings = read_warnings + [w for plan in plans for w in plan.warnings]
+        for problem in dict.fromkeys(warnings):
             print(f"warning: {problem}", file=err)
     print(
         f"{config_file}: ok ({len(config.repositories)} image repositories, "
@@ -106,19 +110,6 @@ def check_config(path: Path, *, out: TextIO, err: TextIO) -> int:
         file=out,
     )
     return EXIT_OK
-
-
-def _update_paths_that_are_files(root: Path, config: Config) -> set[str]:
-    """The automations' update paths (repo-relative) that name a file under ``root``."""
-    found = set()
-    for automation in config.automations.values():
-        try:
-            rel = normalise_update_path(automation.update_path)
-        except UpdateError:
-            continue
-        if rel and (root / rel).is_file():
-            found.add(rel)
-    return found
 
 
 def plan(
@@ -255,7 +246,7 @@ def _read_tree(root: Path, config: Config) -> tuple[dict[str, bytes], list[Probl
     """The marked files any automation reads, in one walk; and the warnings about them.
 
     Besides the files that cannot be read, a warning for each automation whose
-    update.path names a file that Flux's name filter never updates.
+    update.path can change nothing (`update_path_problem`).
     """
     filters = []
     update_roots = set()
@@ -265,12 +256,13 @@ def _read_tree(root: Path, config: Config) -> tuple[dict[str, bytes], list[Probl
             update_roots.add(normalise_update_path(automation.update_path))
         except UpdateError:
             continue  # an update.path outside the tree: `plan_automation` reports it
-    named_files: set[str] = set()  # update paths that turned out to be files
+    listed: set[str] = set()  # every file the setters may read, and update paths that are files
 
     def select(path: str) -> bool:
-        if path in update_roots:
-            named_files.add(path)
-        return any(relative(path) is not None for relative in filters)
+        selected = any(relative(path) is not None for relative in filters)
+        if selected or path in update_roots:
+            listed.add(path)
+        return selected
 
     def descend(directory: str) -> bool:
         """Could anything below ``directory`` be under some update.path?"""
@@ -281,13 +273,8 @@ def _read_tree(root: Path, config: Config) -> tuple[dict[str, bytes], list[Probl
         )
 
     files, warnings = localtree.scan(root, select, descend=None if "" in update_roots else descend)
-    return files, warnings + _ignored_update_files(config, named_files)
-
-
-def _ignored_update_files(config: Config, files: Container[str]) -> list[Problem]:
-    """A warning for each automation whose update.path is one of ``files`` and never updated."""
-    found = (ignored_file_problem(config, a, files) for _, a in sorted(config.automations.items()))
-    return [problem for problem in found if problem is not None]
+    found = (update_path_problem(config, a, listed) for _, a in sorted(config.automations.items()))
+    return files, warnings + [problem for problem in found if problem is not None]
 
 
 def _plan_json(

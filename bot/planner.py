@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Container, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,6 +20,7 @@ from bot.policy.model import DigestLookup
 from bot.problems import Problem, Severity, error, warning
 from bot.update import UpdateError, build_setters, candidate_paths, has_marker, update_files
 from bot.update.files import ignored_single_file
+from bot.update.markercheck import check_markers
 from bot.update.prbody import (
     PullRequestState,
     change_set_id,
@@ -181,15 +182,29 @@ def selected_policies(
     }
 
 
-def ignored_file_problem(
-    config: Config, automation: AutomationConfig, paths: Container[str]
+def update_path_problem(
+    config: Config, automation: AutomationConfig, paths: Collection[str]
 ) -> Problem | None:
-    """A warning at update.path when it names one file of `paths` that Flux never updates."""
+    """A warning at update.path when the automation can change nothing there: it names
+    one file that Flux never updates, or no file of `paths` (the tree's) is under it."""
     message = ignored_single_file(paths, automation.update_path)
+    if message is None and not _has_candidates(paths, automation.update_path):
+        message = (
+            f"update.path {automation.update_path!r} holds no file the setters read (*.yaml, "
+            "*.yml or Kustomization): it does not exist, or holds no manifests, so this "
+            "automation can change nothing; check the path"
+        )
     if message is None:
         return None
     line = automation.update_path_line or None
     return config.problem(automation, message, line=line, severity=Severity.WARNING)
+
+
+def _has_candidates(paths: Iterable[str], update_path: str) -> bool:
+    try:
+        return bool(candidate_paths(paths, update_path))
+    except UpdateError:
+        return True  # an update.path outside the tree is an error of its own
 
 
 def automation_paths(automation: AutomationConfig, paths: Iterable[str]) -> list[str]:
@@ -294,8 +309,12 @@ def plan_automation(
     refused = refused or {}
     to_repo_path = {rel: repo_path for repo_path, rel in candidates}
     outcome = update_files({rel: files[repo_path] for repo_path, rel in candidates}, setters)
+    marker_problems = check_markers(
+        outcome.marked, namespace=config.namespace, policies=config.policies.keys()
+    )
     plan.warnings.extend(
-        dataclasses.replace(w, path=to_repo_path.get(w.path, w.path)) for w in outcome.warnings
+        dataclasses.replace(w, path=to_repo_path.get(w.path, w.path))
+        for w in [*outcome.warnings, *marker_problems]
     )
     for rel in sorted(outcome.result.files):
         reason = refused.get(to_repo_path[rel])

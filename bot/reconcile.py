@@ -44,9 +44,9 @@ from bot.planner import (
     PlanBudget,
     TagSource,
     automation_paths,
-    ignored_file_problem,
     observe_policies,
     plan_automation,
+    update_path_problem,
 )
 from bot.policy.evaluate import Ranking, rank_tags
 from bot.policy.model import PolicyError, PolicySpec
@@ -426,9 +426,9 @@ class _Run:
         except WorkerLost as exc:
             problem = self.config.problem(automation, f"planning failed: {exc}; it is tried again")
             plan = AutomationPlan.not_planned(automation.name, problem)
-        ignored = ignored_file_problem(self.config, automation, tree.entries)
-        if ignored is not None:
-            plan.warnings.append(ignored)
+        path_problem = update_path_problem(self.config, automation, tree.entries.keys())
+        if path_problem is not None:
+            plan.warnings.append(path_problem)
         return tree, plan
 
     def _status(self, automation: AutomationConfig, result: Outcome) -> str:

@@ -482,6 +482,23 @@ async def test_a_single_file_update_path_flux_never_updates_is_a_warning_not_an_
     assert "names a file that is never updated" in annotation["message"]
 
 
+async def test_a_marker_in_another_namespace_is_a_warning_in_the_check_run(world):
+    """No silent no-op (issue 11 §4): the marker names `apps:…`, the config is `flux-system`."""
+    wrong = deployment("5.0.0").replace(b'"flux-system:', b'"apps:')
+    world.add_repository("octo-org/elsewhere", {**podinfo_files("5.0.0"), DEPLOY_PATH: wrong})
+    outcome = await world.reconcile("octo-org/elsewhere")
+    assert world.sim.pulls("octo-org/elsewhere") == []
+    assert outcome.automations == {"podinfo-update": "up to date"}
+    (check,) = world.sim.check_runs("octo-org/elsewhere")
+    (annotation,) = check["annotations"]
+    assert annotation["annotation_level"] == "warning"
+    assert annotation["path"] == DEPLOY_PATH
+    assert annotation["start_line"] == 1 + wrong.decode().splitlines().index(
+        next(line for line in wrong.decode().splitlines() if "$imagepolicy" in line)
+    )
+    assert "did you mean `namespace: apps` in the config?" in annotation["message"]
+
+
 async def test_unreadable_config_yaml_is_reported_not_raised(world):
     world.add_repository(
         "octo-org/garbled", {CONFIG_PATH: b"version: 1\nimagePolicies: [\n", "a.yaml": b"a: 1\n"}

@@ -19,6 +19,7 @@ from bot.imageref import ImageRefError, parse_reference
 from bot.policy.model import LatestRef
 from bot.problems import Problem, warning
 from bot.update.comments import Attached, CommentFinder
+from bot.update.markercheck import Marked
 from bot.update.markers import has_marker, parse_marker
 from bot.update.quoting import render
 from bot.update.result import Change, ObjectId, Result
@@ -50,6 +51,8 @@ class FileUpdate:
     warnings: list[Problem] = field(default_factory=list)
     #: The 1-based line of each change's value, in the order of ``changes``.
     lines: list[int] = field(default_factory=list)
+    #: Every marker Flux would honour in the file, known setter or not (`bot.update.markercheck`).
+    marked: list[Marked] = field(default_factory=list)
 
 
 @dataclass
@@ -61,6 +64,8 @@ class UpdateOutcome:
     warnings: list[Problem] = field(default_factory=list)
     #: Per file, the first line that changes (where a problem about the file points).
     first_lines: dict[str, int] = field(default_factory=dict)
+    #: Every marker Flux would honour, in every file.
+    marked: list[Marked] = field(default_factory=list)
 
 
 def build_setters(namespace: str, latest: MappingABC[str, LatestRef]) -> dict[str, str]:
@@ -100,6 +105,7 @@ def update_files(files: MappingABC[str, bytes], setters: MappingABC[str, str]) -
             continue
         update = apply_setters(path, content, setters)
         outcome.warnings.extend(update.warnings)
+        outcome.marked.extend(update.marked)
         for obj, change in update.changes:
             outcome.result.add_change(path, obj, change)
         if update.lines:
@@ -122,14 +128,17 @@ def apply_setters(path: str, content: bytes, setters: MappingABC[str, str]) -> F
         plan = _plan(text, setters)
     except YamlSyntaxError as exc:
         return _skipped(path, exc.line, f"not a YAML file the setters can read: {exc.message}")
+    marked = [Marked(path, *found) for found in plan.marked]
     if not plan.edits:
-        return FileUpdate(content=None, changes=plan.changes, lines=plan.lines)
+        return FileUpdate(content=None, changes=plan.changes, lines=plan.lines, marked=marked)
     new_text = _apply_edits(text, plan.edits)
     # Self-check: the edited text parses to the same document, but for the new values.
     if not edited_text_reparses(plan.stream, new_text, plan.edits):
         return _skipped(path, 1, "editing the marked values in place failed; file left unchanged")
     # A BOM stays: it is the text's first character, never inside an edited span.
-    return FileUpdate(content=new_text.encode("utf-8"), changes=plan.changes, lines=plan.lines)
+    return FileUpdate(
+        content=new_text.encode("utf-8"), changes=plan.changes, lines=plan.lines, marked=marked
+    )
 
 
 def _skipped(path: str, line: int, reason: str) -> FileUpdate:
@@ -145,6 +154,8 @@ class _Plan:
     edits: list[Edit] = field(default_factory=list)
     changes: list[tuple[ObjectId, Change]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
+    #: (line, column, setter, value) of each honoured marker.
+    marked: list[tuple[int, int, str, str]] = field(default_factory=list)
 
 
 def _plan(text: str, setters: MappingABC[str, str]) -> _Plan:
@@ -164,7 +175,11 @@ def _plan(text: str, setters: MappingABC[str, str]) -> _Plan:
             if (comment.head and not block_item) or (comment.after_comma and not in_flow):
                 continue
             setter = parse_marker(comment.comment)
-            if setter is None or setter not in setters:
+            if setter is None:
+                continue
+            mark = scalar.start_mark
+            plan.marked.append((mark.line + 1, mark.column + 1, setter, scalar.value))
+            if setter not in setters:
                 continue
             new = setters[setter]
             if new == scalar.value:
