@@ -59,13 +59,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
 
+def _program() -> str:
+    """How the user ran us: ``image-automation-bot`` (the installed script) or ``python -m bot``."""
+    name = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    return "python -m bot" if name in ("", "__main__.py", "-c") else name
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("image-automation-bot")
+    except PackageNotFoundError:  # a checkout that was never installed
+        return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``; the package metadata is read only when asked (it costs an import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        print(f"image-automation-bot {_version()}")
+        parser.exit()
+
+
+class _ServeHelp(argparse.Action):
+    """``serve --help``: the usage, then every environment variable with its default.
+
+    The table (`bot.settings`) names the server's modules, so it is loaded only here.
+    """
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show this help and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        from bot.settings import help_text
+
+        parser.print_help()
+        print(f"\n{help_text()}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot",
+        prog=_program(),
         description="Keeps container images in YAML up to date, with Flux $imagepolicy markers.",
     )
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("serve", help="webhook server and scheduler (the default)")
+    serve = commands.add_parser(
+        "serve",
+        help="webhook server and scheduler (the default)",
+        description="Serve the GitHub App: webhooks, the schedule, the reconciles. "
+        "It is configured by environment variables only.",
+        add_help=False,
+    )
+    serve.add_argument("-h", "--help", action=_ServeHelp)
 
     plan_cmd = commands.add_parser(
         "plan", help="show the pull request each automation would open for a directory"

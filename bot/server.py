@@ -24,6 +24,7 @@ from aiohttp import web
 from bot.discovery import REDISCOVERY_INTERVAL, InstallationListing, keep_rediscovering
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache
 from bot.github.client import DEFAULT_WRITE_INTERVAL, AppClient, GitHubClient
+from bot.github.errors import AuthenticationFailed, GitHubError, NotFound, PermissionDenied
 from bot.github.trees import BlobCache, TreeCache
 from bot.handlers import Services
 from bot.logs import configure_logging, set_replica
@@ -163,6 +164,14 @@ def _registry_limits(environ: Mapping[str, str]) -> ClientSettings:
 
 async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None) -> None:
     """Run until SIGTERM/SIGINT (or until `stop` is set)."""
+    from bot.settings import missing  # the table names this module's defaults
+
+    absent = missing(environ)
+    if absent:
+        raise SetupError(
+            f"{', '.join(absent)} {'is' if len(absent) == 1 else 'are'} not set; "
+            "`python -m bot serve --help` lists every variable"
+        )
     secret = environ.get("WEBHOOK_SECRET", "")
     if not secret:
         raise SetupError(
@@ -239,6 +248,7 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
             list_repositories=listing.start,
         )
         app_client = AppClient(session, creds=creds)
+        await _check_app(app_client, creds)
         runner = web.AppRunner(
             make_app(services, secret=secret, github_probe=lambda: app_client.getitem("/app")),
             access_log=None,
@@ -291,6 +301,24 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         await registry_http.close()
         workers.close()
         store.close()
+
+
+async def _check_app(app_client: AppClient, creds: AppCredentials) -> None:
+    """Ask GitHub who the App is before listening: refused credentials stop the start-up.
+
+    GitHub out of reach does not: the bot starts, and /readyz says it is not ready.
+    """
+    try:
+        app = await app_client.getitem("/app")
+    except (AuthenticationFailed, PermissionDenied, NotFound) as exc:
+        raise SetupError(
+            f"GitHub ({creds.base_url}) refuses the App's credentials: {exc}; check that "
+            "APP_ID is the App's id and PRIVATE_KEY (or PRIVATE_KEY_PATH) one of its keys"
+        ) from None
+    except GitHubError as exc:
+        log.warning("GitHub does not answer yet (%s); starting anyway: /readyz says so", exc)
+        return
+    log.info("GitHub knows this App as %s (id %s)", app.get("slug"), app.get("id"))
 
 
 def main(environ: Mapping[str, str]) -> int:

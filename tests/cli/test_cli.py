@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -253,3 +256,43 @@ def test_a_config_that_is_not_utf8_says_so(tmp_path):
     proc = run_bot("check-config", repo)
     assert proc.returncode == 2
     assert "image-automation.yml:2:" in proc.stderr and "UTF-8" in proc.stderr
+
+
+def test_version_and_the_installed_script_name():
+    proc = run_bot("--version")
+    assert proc.returncode == 0
+    assert re.fullmatch(r"image-automation-bot \d+\.\d+\.\d+\S*\n", proc.stdout)
+    script = Path(sys.executable).with_name("image-automation-bot")
+    installed = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert installed.returncode == 0
+    assert installed.stdout.startswith("usage: image-automation-bot ")
+    assert run_bot("--help").stdout.startswith("usage: python -m bot ")
+
+
+def _variables_serve_reads() -> set[str]:
+    """The names `serve` reads from its environment, found in the source."""
+    names: set[str] = set()
+    for source in (REPO / "bot").rglob("*.py"):
+        text = source.read_text()
+        names.update(re.findall(r'environ(?:\.get\(|\[)"([A-Z_]+)"', text))
+        names.update(re.findall(r'(?:_number|positive)\(environ, "([A-Z_]+)"', text))
+        names.update(re.findall(r'(?:positive|limit|whole)\("([A-Z_]+)"', text))
+        names.update(re.findall(r'^[A-Z_]+_(?:SETTING|VARIABLE) = "([A-Z_]+)"', text, re.M))
+    return names
+
+
+def test_serve_help_lists_every_variable_with_its_default():
+    from bot.scheduler import DEFAULT_CONCURRENCY
+    from bot.store.database import DEFAULT_DATABASE_URL
+
+    proc = run_bot("serve", "--help")
+    assert proc.returncode == 0, proc.stderr
+    listed = set(re.findall(r"^  ([A-Z_]+) ", proc.stdout, re.M))
+    read = _variables_serve_reads()
+    assert {"APP_ID", "CONCURRENCY", "DATABASE_URL", "LOG_FORMAT", "REGISTRY_MAX_TAGS"} <= read
+    assert read <= listed, f"not in serve --help: {sorted(read - listed)}"
+    line = {m[0]: m[1] for m in re.findall(r"^  ([A-Z_]+) .*\[(.*)\]$", proc.stdout, re.M)}
+    assert line["CONCURRENCY"] == str(DEFAULT_CONCURRENCY)
+    assert line["DATABASE_URL"] == DEFAULT_DATABASE_URL
+    assert line["APP_ID"] == "required" and line["WEBHOOK_SECRET"] == "required"
+

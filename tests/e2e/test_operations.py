@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from bot.config import CONFIG_PATH
+from tests.conftest import generate_app_key
 from tests.e2e.conftest import REPOSITORY, config, manifest
 from tests.e2e.served import serving
 
@@ -100,8 +101,11 @@ async def test_metrics_and_json_logs_tell_what_happened(tmp_path, github_sim, ap
 
 
 async def test_readyz_is_503_while_github_refuses_the_apps_key(tmp_path, github_sim, app_key):
-    """A wrong APP_ID: the process is alive, but GitHub refuses its JWT, so it is not ready."""
-    async with serving(tmp_path, github_sim, app_key, APP_ID="424242") as bot:
+    """The App's key is replaced on GitHub after start-up: the process is alive, but
+    GitHub refuses its JWT, so it is not ready."""
+    async with serving(tmp_path, github_sim, app_key) as bot:
+        _other_private, other_public = generate_app_key()
+        github_sim.sim.apps[bot.app_id].public_key_pem = other_public
         assert await get_status(f"{bot.url}/healthz") == 200
         assert await get_status(f"{bot.url}/readyz") == 503
         assert "JWT" in json.loads(await get_text(f"{bot.url}/readyz"))["reason"]

@@ -7,6 +7,7 @@ simulator) and an OCI registry (Debian's docker-registry with basic auth).
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -124,3 +125,46 @@ def test_an_unusable_environment_is_a_clear_error(tmp_path, github_sim, app_key,
     assert result.returncode == 2
     assert variable.encode() in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def run_serve(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=CHECKOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_every_missing_variable_is_reported_at_once(tmp_path, github_sim, app_key):
+    env = Served(tmp_path, github_sim, app_key).env
+    for name in ("APP_ID", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET"):
+        del env[name]
+    result = run_serve(env)
+    assert result.returncode == 2
+    assert (
+        "APP_ID, PRIVATE_KEY or PRIVATE_KEY_PATH, WEBHOOK_SECRET are not set; "
+        "`python -m bot serve --help` lists every variable"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+async def test_credentials_github_refuses_stop_the_start_before_it_listens(
+    tmp_path, github_sim, app_key
+):
+    """A wrong APP_ID is found by asking GitHub (`GET /app`) before listening."""
+    env = Served(tmp_path, github_sim, app_key, extra_env={"APP_ID": "424242"}).env
+    # The simulator answers on this test's event loop: wait for the bot without blocking it.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", cwd=CHECKOUT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    stderr = err.decode()
+    assert process.returncode == 2, stderr
+    assert "refuses the App's credentials" in stderr
+    assert "check that APP_ID is the App's id" in stderr
+    assert "listening on" not in stderr
+    assert "BEGIN" not in stderr  # the key stays out of the message
