@@ -32,6 +32,10 @@ def problems(setter: str, value: str, namespace: str = "flux-system") -> list[st
         ("flux-system:podinfo:name", "ghcr.io/stefanprodan/podinfo"),
         ("flux-system:nginx:name", "nginx"),
         ("flux-system:nginx:digest", DIGEST),
+        # An empty value waits to be filled in, whatever the setter.
+        ("flux-system:nginx:digest", ""),
+        ("flux-system:nginx:tag", ""),
+        ("flux-system:nginx", ""),
     ],
 )
 def test_a_marker_that_fits_its_value_is_quiet(setter, value):
@@ -47,7 +51,6 @@ def test_a_marker_that_fits_its_value_is_quiet(setter, value):
         ("flux-system:podinfo:name", "ghcr.io/x/podinfo:1.0", "is not an image name without tag"),
         ("flux-system:podinfo", "5.0.3", "is not an image reference with a tag"),
         ("flux-system:podinfo", "ghcr.io/x/podinfo", "is not an image reference with a tag"),
-        ("flux-system:podinfo", "", "is not an image reference with a tag"),
     ],
 )
 def test_a_value_its_setter_cannot_have_written_is_a_warning(setter, value, says):

@@ -122,9 +122,10 @@ class RegistryScanner:
             async with asyncio.timeout(self._timeout_for(image_repository)):
                 tags = await self._client.list_tags(target)
         except TimeoutError:
+            seconds = self._timeout_for(image_repository)
             message = (
-                f"{target.image}: scan timed out after {self._timeout_for(image_repository):g}s; the last "
-                "good result stays in use"
+                f"{target.image}: the registry did not answer within {seconds:g}s "
+                "(the scan's timeout); is it up?"
             )
             self._tags.fail(key, message, started)
             raise RegistryError(message) from None

@@ -119,8 +119,7 @@ class Transport:
                 if last or delay > limits.max_retry_after:
                     wait = f"; the registry asks to wait {delay:g}s" if delay else ""
                     raise target.error(
-                        f"rate limited by the registry (HTTP 429){wait}; the last good "
-                        "result stays in use, try again later",
+                        f"rate limited by the registry (HTTP 429){wait}; try again later"
                     )
                 log.info("%s: HTTP 429, retrying in %.2fs", target.image, delay)
                 await asyncio.sleep(delay)
@@ -231,7 +230,9 @@ def status_error(target: Target, reply: Reply, doing: str) -> RegistryError:
     elif reply.status == 403:
         hint = "the credentials are not allowed to pull it"
     else:
-        hint = "the last good result stays in use"
+        # Whether an earlier scan's tags stand in is the caller's to say (a one-shot
+        # `plan` has none): here only what the registry answered.
+        hint = "the registry could not answer; try again later"
     detail = f": {detail}" if detail else ""
     return target.error(f"{doing} failed with HTTP {reply.status}{detail}; {hint}")
 

@@ -8,7 +8,8 @@ Flux skips a marker whose setter it doesn't know, without a word, and writes a
   than the config's (``flux-system:app`` against ``namespace: apps``);
 * the marker's suffix is not one of Flux's (``:tag``, ``:name``, ``:digest``);
 * the value cannot be what the setter writes: a ``:tag`` marker on a whole
-  image reference, a ``:digest`` marker on a tag, a full marker on a bare tag.
+  image reference, a ``:digest`` marker on a tag, a full marker on a bare tag
+  (an empty value is fine: it waits to be filled in).
 
 Each gets a warning at the marker's value (file, line, column) that says what
 to change. Pure: the markers come from `bot.update.setters`, the policy names
@@ -90,6 +91,8 @@ def _unknown_setter(setter: str, namespace: str, policies: Collection[str]) -> s
 
 def _value_mismatch(marker: Marked) -> str | None:
     value = marker.value
+    if not value:
+        return None  # an empty value waits to be filled in: overwriting it loses nothing
     suffix = marker.setter.split(":")[2] if marker.setter.count(":") == 2 else ""
     if suffix == "tag" and not TAG_RE.fullmatch(value):
         return (

@@ -1,4 +1,4 @@
-"""Faults injected at the shim: each is a clear RegistryError, the last good result stays."""
+"""Faults injected at the shim: each is a clear RegistryError; the scanner keeps the last good result."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ async def test_slow_registry_times_out(
 ) -> None:
     shim.inject(IMAGE_PATH, "tags", "slow:3")
     message = await scan_error(make_scanner(), plain_registry.image(IMAGE_PATH), timeout=0.3)
-    assert "scan timed out after 0.3s" in message
+    assert "the registry did not answer within 0.3s" in message
 
 
 async def test_scanner_timeout_applies_when_the_repository_has_none(
@@ -135,7 +135,7 @@ async def test_scanner_timeout_applies_when_the_repository_has_none(
 ) -> None:
     shim.inject(IMAGE_PATH, "tags", "slow:3")
     message = await scan_error(make_scanner(timeout=0.3), plain_registry.image(IMAGE_PATH))
-    assert "timed out after 0.3s" in message
+    assert "did not answer within 0.3s" in message
 
 
 async def test_next_page_on_another_host_is_refused(
