@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_main(os.environ)
     if args.command == "check-config":
         return check_config(Path(args.path), out=sys.stdout, err=sys.stderr)
+    logging_set = _log_for_plan(verbose=args.verbose, environ=os.environ, err=sys.stderr)
+    if logging_set is None:
+        return EXIT_CONFIG
     return plan(
         Path(args.path),
         config_file=Path(args.config) if args.config else None,
@@ -56,7 +59,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         write=args.write,
         out=sys.stdout,
         err=sys.stderr,
+        # Log lines would break the progress line; with them, they say what happens.
+        progress=not logging_set,
     )
+
+
+def _log_for_plan(*, verbose: bool, environ: Mapping[str, str], err: TextIO) -> bool | None:
+    """`-v` (debug) or ``LOG_LEVEL``: log lines on stderr, as `serve` writes them.
+
+    True when logging was set up, False when neither asks for it (only warnings reach
+    stderr, unformatted), None when ``LOG_FORMAT`` is unusable.
+    """
+    level = "debug" if verbose else environ.get("LOG_LEVEL", "").strip()
+    if not level:
+        return False
+    from bot.logs import configure_logging  # structlog: only for a plan that logs
+
+    try:
+        configure_logging({**environ, "LOG_LEVEL": level})
+    except ValueError as exc:
+        print(f"cannot log: {exc}", file=err)
+        return None
+    return True
 
 
 def _program() -> str:
@@ -128,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     plan_cmd.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan_cmd.add_argument("--write", action="store_true", help="apply the edits to the files")
+    plan_cmd.add_argument(
+        "-v", "--verbose", action="store_true", help="log what happens (LOG_LEVEL=debug)"
+    )
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument(
@@ -172,7 +199,9 @@ def plan(
     write: bool,
     out: TextIO,
     err: TextIO,
+    progress: bool = True,
 ) -> int:
+    """`progress`: show the registry scans' progress on `err` if it is a terminal."""
     if not root.is_dir():
         print(f"{root}: not a directory; give the directory that holds your manifests", file=err)
         return EXIT_CONFIG
@@ -193,7 +222,9 @@ def plan(
             return EXIT_CONFIG
         import asyncio  # only a plan that scans registries waits on I/O
 
-        observation = asyncio.run(_observe_registries(config, credentials))
+        observation = asyncio.run(
+            _observe_registries(config, credentials, err=err if progress else None)
+        )
     plans, read_warnings = _plan_all(root, config, observation)
 
     if write:
@@ -266,17 +297,26 @@ def _credentials(*, err: TextIO) -> CredentialStore | None:
         return None
 
 
-async def _observe_registries(config: Config, credentials: CredentialStore) -> Observation:
+async def _observe_registries(
+    config: Config, credentials: CredentialStore, *, err: TextIO | None
+) -> Observation:
+    from bot.progress import ScanProgress
     from bot.registry.addresses import registry_session
     from bot.registry.scanner import RegistryScanner
     from bot.registry.source import RegistryTagSource
 
+    progress = ScanProgress.for_terminal(err) if err is not None else None
     # No address policy (issue 8 §2 is for `serve`): whoever runs a plan picked its
     # registries, and one on localhost:5000 must work.
     async with registry_session(None) as session:
         scanner = RegistryScanner(session, credentials)
         # A local plan acts for no GitHub repository: only unrestricted credentials apply.
-        return await observe_policies(config, RegistryTagSource(scanner, github_repository=None))
+        source = RegistryTagSource(scanner, github_repository=None, progress=progress)
+        try:
+            return await observe_policies(config, source)
+        finally:
+            if progress is not None:
+                progress.close()
 
 
 def _plan_all(

@@ -13,6 +13,7 @@ from bot.registry.scanner import RegistryScanner
 
 if TYPE_CHECKING:
     from bot.config import ImageRepositoryConfig
+    from bot.progress import ScanProgress
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +27,32 @@ class RegistryTagSource:
     which credentials may be used.
     """
 
-    def __init__(self, scanner: RegistryScanner, *, github_repository: str | None) -> None:
+    def __init__(
+        self,
+        scanner: RegistryScanner,
+        *,
+        github_repository: str | None,
+        progress: ScanProgress | None = None,
+    ) -> None:
         self._scanner = scanner
         self._github_repository = github_repository
+        #: Told of each scan as it starts and ends (`plan` on a terminal).
+        self._progress = progress
 
     async def tags(self, image_repository: ImageRepositoryConfig) -> list[str]:
         """Tags after the exclusion list, in Flux order; the last good ones if a scan fails.
 
         Raises `RegistryError` when no good scan result exists.
         """
-        result = await self._scanner.scan(
-            image_repository, github_repository=self._github_repository
-        )
+        if self._progress is not None:
+            self._progress.started(image_repository.image)
+        try:
+            result = await self._scanner.scan(
+                image_repository, github_repository=self._github_repository
+            )
+        finally:
+            if self._progress is not None:
+                self._progress.finished(image_repository.image)
         if result.stale:
             log.warning("%s: using the last good tags: %s", image_repository.image, result.error)
         return result.tags
@@ -46,6 +61,8 @@ class RegistryTagSource:
         self, image_repositories: Sequence[ImageRepositoryConfig]
     ) -> list[list[str] | BaseException]:
         """Every image repository scanned concurrently; a failure is returned, not raised."""
+        if self._progress is not None:
+            self._progress.expect(len(image_repositories))
         return await asyncio.gather(
             *(self.tags(image_repository) for image_repository in image_repositories),
             return_exceptions=True,
