@@ -45,7 +45,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in (None, "serve"):
         from bot.server import main as serve_main
 
-        return serve_main(os.environ)
+        return serve_main(_environment())
+    if args.command == "register":
+        return _register(args)
     if args.command == "check-config":
         return check_config(Path(args.path), out=sys.stdout, err=sys.stderr)
     logging_set = _log_for_plan(verbose=args.verbose, environ=os.environ, err=sys.stderr)
@@ -62,6 +64,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Log lines would break the progress line; with them, they say what happens.
         progress=not logging_set,
     )
+
+
+def _environment() -> dict[str, str]:
+    """The environment, over the variables of ``ENV_FILE`` (``.env``) if there is one:
+    what `register` wrote. A variable set in the environment wins."""
+    from dotenv import dotenv_values
+
+    env_file = Path(os.environ.get("ENV_FILE") or ".env")
+    from_file = dotenv_values(env_file) if env_file.is_file() else {}
+    return {**{k: v for k, v in from_file.items() if v is not None}, **os.environ}
+
+
+def _register(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot.github.auth import DEFAULT_API_URL
+    from bot.register import RegisterError, register
+
+    try:
+        asyncio.run(
+            register(
+                Path(args.manifest),
+                org=args.org,
+                webhook_url=args.webhook_url,
+                github_url=args.github_url,
+                api_url=args.api_url or os.environ.get("GITHUB_API_URL") or DEFAULT_API_URL,
+                env_file=Path(args.env_file),
+                port=args.port,
+                open_browser=not args.no_browser,
+                out=sys.stdout,
+            )
+        )
+    except RegisterError as exc:
+        print(f"register: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _log_for_plan(*, verbose: bool, environ: Mapping[str, str], err: TextIO) -> bool | None:
@@ -155,6 +195,28 @@ def _parser() -> argparse.ArgumentParser:
     plan_cmd.add_argument(
         "-v", "--verbose", action="store_true", help="log what happens (LOG_LEVEL=debug)"
     )
+
+    reg = commands.add_parser(
+        "register",
+        help="register the GitHub App from app.yml (GitHub's manifest flow) and write .env",
+        description="Serve a page on 127.0.0.1 whose form registers the App on GitHub; "
+        "GitHub sends the browser back here, and the App's id, key and webhook secret are "
+        "written for `serve` (ENV_FILE, .env).",
+    )
+    reg.add_argument("--org", help="register it for this organisation (default: your account)")
+    reg.add_argument(
+        "--webhook-url", help="where GitHub sends webhooks: https://HOST/api/github/webhooks"
+    )
+    reg.add_argument("--manifest", default="app.yml", help="the App manifest (default app.yml)")
+    reg.add_argument(
+        "--github-url",
+        default="https://github.com",
+        help="GitHub's web address (Enterprise Server: https://HOST)",
+    )
+    reg.add_argument("--api-url", help="GitHub's API (default GITHUB_API_URL or api.github.com)")
+    reg.add_argument("--env-file", default=".env", help="where to write the variables (.env)")
+    reg.add_argument("--port", type=int, default=0, help="the local page's port (default: any)")
+    reg.add_argument("--no-browser", action="store_true", help="print the page's address only")
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument(

@@ -269,6 +269,11 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
                 or REDISCOVERY_INTERVAL,
             )
         )
+        # Before saying so: a SIGTERM right after the line must shut down gracefully.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
         log.info(
             "listening on %s:%s (API %s, database %s, replica %s)",
             host,
@@ -278,10 +283,6 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
             holder,
         )
 
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         log.info("shutting down")
     finally:

@@ -55,6 +55,11 @@ _REGISTRY = ClientSettings()
 
 SETTINGS: tuple[Setting, ...] = (
     # -- who the bot is -------------------------------------------------------------------
+    Setting(
+        "ENV_FILE",
+        ".env",
+        "a file of these variables (what `register` writes); the environment wins",
+    ),
     Setting("APP_ID", "", "the GitHub App's numeric id", required=True),
     Setting(
         "PRIVATE_KEY",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import urllib.parse
 
 import aiohttp
 import pytest
@@ -98,6 +99,22 @@ async def _walk_every_route(api: Api, sim, app_id: int, private_pem: str, inst: 
     await api.post(f"/app/installations/{inst}/access_tokens", token=jwt_token,
                    body={"repositories": ["app"], "permissions": {"contents": "read"}})  # fmt: skip
     await api.get("/installation/repositories?per_page=1")
+    # The App manifest flow: GitHub's page takes the manifest (a form) and redirects with
+    # a code, which is converted once, without a credential.
+    manifest = {"name": "from-manifest", "url": "https://example.com",
+                "redirect_url": "https://example.com/callback",
+                "hook_attributes": {"url": "https://example.com/hooks"},
+                "default_permissions": {"contents": "read"}, "default_events": ["push"]}  # fmt: skip
+    form = urllib.parse.urlencode({"manifest": json.dumps(manifest)}).encode()
+    reply = await api.call("POST", "/settings/apps/new?state=s1", raw=form, token="",
+                           headers={"Content-Type": "application/x-www-form-urlencoded"},
+                           allow_redirects=False)  # fmt: skip
+    assert reply.status == 302, reply
+    back = urllib.parse.urlsplit(reply.headers["Location"])
+    code = urllib.parse.parse_qs(back.query)["code"][0]
+    assert urllib.parse.parse_qs(back.query)["state"] == ["s1"]
+    await api.post(f"/app-manifests/{code}/conversions", token="")
+    await api.post(f"/app-manifests/{code}/conversions", token="")  # 404: a code works once
     await api.get(f"/repos/{REPO}/installation", token=jwt_token)
     await api.get(f"/repos/{REPO}")
     await api.get("/repos/octo-org/nope")  # 404

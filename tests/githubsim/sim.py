@@ -66,6 +66,8 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
         self.faults: list[Fault] = []
         self.counters: collections.Counter[str] = collections.Counter()
         self.exchanges: list | None = None  # set to [] to record every API response
+        #: Codes of the App manifest flow, by code (`routes_manifests`).
+        self.manifest_codes: dict[str, Any] = {}
         self._buckets: dict[str, RateBucket] = {}
         self._ids = itertools.count(1001)
         self._hook_ids = itertools.count(400_001)  # apart from _ids: installation ids stay put
@@ -85,6 +87,7 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
             routes_checks,
             routes_git,
             routes_issues,
+            routes_manifests,
             routes_pulls,
             routes_repos,
         )
@@ -93,7 +96,8 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
         app = web.Application(middlewares=[make_middleware(self)], client_max_size=200 << 20)
         app[SIM_KEY] = self
         for module in (routes_apps, routes_repos, routes_git, routes_pulls, routes_issues,
-                       routes_checks, admin, admin_people, admin_hooks):  # fmt: skip
+                       routes_checks, routes_manifests, admin, admin_people,
+                       admin_hooks):  # fmt: skip
             for method, template, handler in module.ROUTES:
                 app.router.add_route(method, _aiohttp_pattern(template), handler)
 
