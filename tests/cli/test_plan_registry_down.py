@@ -43,16 +43,19 @@ imageUpdateAutomations:
 """
 
 
+def repo_of(tmp_path, port: int):
+    """A repository whose one image lives on 127.0.0.1:`port`."""
+    return make_repo(
+        tmp_path / "repo", config=config(port), files={"apps/app.yaml": MANIFEST.format(port=port)}
+    )
+
+
 def test_a_registry_that_never_answers(tmp_path):
     with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         port = silent.getsockname()[1]
-        repo = make_repo(
-            tmp_path / "repo",
-            config=config(port),
-            files={"apps/app.yaml": MANIFEST.format(port=port)},
-        )
+        repo = repo_of(tmp_path, port)
         proc = run_bot("plan", repo, env={"REGISTRY_CREDENTIALS": ""})
     assert proc.returncode == 1, proc.stderr
     assert f"127.0.0.1:{port}/team/app: the registry did not answer within 1s" in proc.stderr
@@ -64,11 +67,7 @@ def test_a_registry_that_refuses_connections(tmp_path):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]  # bound, never listening: connections are refused
-        repo = make_repo(
-            tmp_path / "repo",
-            config=config(port),
-            files={"apps/app.yaml": MANIFEST.format(port=port)},
-        )
+        repo = repo_of(tmp_path, port)
         proc = run_bot("plan", repo)
     assert proc.returncode == 1, proc.stderr
     assert f"cannot connect to 127.0.0.1:{port}" in proc.stderr and "is it up?" in proc.stderr
@@ -103,11 +102,7 @@ def test_on_a_terminal_plan_shows_which_registry_it_waits_for(tmp_path):
         silent.bind(("127.0.0.1", 0))
         silent.listen(16)
         port = silent.getsockname()[1]
-        repo = make_repo(
-            tmp_path / "repo",
-            config=config(port),
-            files={"apps/app.yaml": MANIFEST.format(port=port)},
-        )
+        repo = repo_of(tmp_path, port)
         status, shown = run_on_a_terminal("plan", repo)
         piped = run_bot("plan", repo)
     assert status == 1
@@ -122,11 +117,7 @@ def test_plan_logs_with_verbose_or_log_level(tmp_path):
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
-        repo = make_repo(
-            tmp_path / "repo",
-            config=config(port),
-            files={"apps/app.yaml": MANIFEST.format(port=port)},
-        )
+        repo = repo_of(tmp_path, port)
         quiet = run_bot("plan", repo)
         verbose = run_bot("plan", "-v", repo)
         by_level = run_bot("plan", repo, env={"LOG_LEVEL": "debug", "LOG_FORMAT": "json"})

@@ -171,3 +171,15 @@ async def serving(tmp_path: Path, github_sim, app_key, **env: str) -> AsyncItera
     finally:
         code = await served.stop()
         assert code == 0, served.text()[-4000:]
+
+
+def run_serve(env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`python -m bot serve` with exactly `env`, to its end (for start-ups that must fail)."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=CHECKOUT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )

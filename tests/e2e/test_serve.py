@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
 import sys
 
 import aiohttp
@@ -17,7 +16,7 @@ import pytest
 
 from bot.config import CONFIG_PATH
 from tests.datapaths import REPO as CHECKOUT
-from tests.e2e.served import Served
+from tests.e2e.served import Served, run_serve
 from tests.manifests import deployment, podinfo_config
 from tests.registryharness.push import Pusher
 from tests.registryharness.registry_proc import (
@@ -115,27 +114,10 @@ def test_an_unusable_environment_is_a_clear_error(tmp_path, github_sim, app_key,
         del env[variable]
     else:
         env[variable] = value
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=CHECKOUT,
-        env=env,
-        capture_output=True,
-        timeout=60,
-    )
+    result = run_serve(env)
     assert result.returncode == 2
-    assert variable.encode() in result.stderr
-    assert b"Traceback" not in result.stderr
-
-
-def run_serve(env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=CHECKOUT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    assert variable in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_every_missing_variable_is_reported_at_once(tmp_path, github_sim, app_key):

@@ -22,7 +22,7 @@ import pytest
 from bot.config import CONFIG_PATH
 from tests.cli.runner import run_bot
 from tests.datapaths import REPO as CHECKOUT
-from tests.e2e.served import Served
+from tests.e2e.served import Served, run_serve
 from tests.manifests import POLICY, deployment, podinfo_config
 from tests.netns.hostile import NETNS_VARIABLE, hosts_file_text, namespace_command
 from tests.registryharness.push import Pusher
@@ -99,14 +99,7 @@ def test_a_bad_allowed_addresses_entry_stops_serve_at_start_up(
     env = Served(tmp_path, github_sim, app_key).env
     env["PORT"] = str(free_port())
     env["REGISTRY_ALLOWED_ADDRESSES"] = f"registry.ok, {value}"
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=CHECKOUT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_serve(env)
     assert result.returncode == 2, result.stderr
     assert f"REGISTRY_ALLOWED_ADDRESSES: entry {value!r}" in result.stderr
     assert "Traceback" not in result.stderr
