@@ -48,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve_main(_environment())
     if args.command == "register":
         return _register(args)
+    if args.command == "run":
+        from bot.run import main as run_main
+
+        return run_main(args.repository)
     if args.command == "check-config":
         return check_config(Path(args.path), out=sys.stdout, err=sys.stderr)
     logging_set = _log_for_plan(verbose=args.verbose, environ=os.environ, err=sys.stderr)
@@ -194,6 +198,16 @@ def _parser() -> argparse.ArgumentParser:
     plan_cmd.add_argument("--write", action="store_true", help="apply the edits to the files")
     plan_cmd.add_argument(
         "-v", "--verbose", action="store_true", help="log what happens (LOG_LEVEL=debug)"
+    )
+
+    run = commands.add_parser(
+        "run",
+        help="reconcile one repository with GITHUB_TOKEN, without App, server or database",
+        description="One reconcile of one repository (GitHub Actions: action.yml), with the "
+        "token in GITHUB_TOKEN; GITHUB_API_URL for GitHub Enterprise Server.",
+    )
+    run.add_argument(
+        "--repository", help="OWNER/REPO (default: GITHUB_REPOSITORY, as Actions sets it)"
     )
 
     reg = commands.add_parser(

@@ -191,6 +191,12 @@ class Proposal:
                 state.written_sha = head  # the store lost track of the bot's own commit
             else:
                 state.taken_over = True
+        if state.bot_wrote(head) and state.base_sha is None:
+            # Which base its one commit is on: unchanged, the PR is up to date, not rebuilt
+            # (`python -m bot run` starts here every time).
+            parents = await self.repo.commit_parents(head)
+            if len(parents) == 1:
+                state.base_sha = parents[0]
 
     def _remember_pull(self, pull: dict) -> None:
         state = self.state

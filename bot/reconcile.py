@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot import metrics
-from bot.checkrun import AutomationReport, render_checks
+from bot.checkrun import AutomationReport, CheckRun, render_checks
 from bot.config import CONFIG_PATH, AutomationConfig, Config, load_config
 from bot.configcache import ConfigCache
 from bot.github.checks import report_check
@@ -31,6 +31,7 @@ from bot.github.errors import (
     EmptyRepository,
     GitHubError,
     NotFound,
+    PermissionDenied,
     RateLimited,
 )
 from bot.github.repo import Repo
@@ -91,6 +92,9 @@ class Deps:
     configs: ConfigCache = field(default_factory=ConfigCache)
     #: Slots for the work after the short-circuit (`FULL_RUNS`).
     full_runs: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(FULL_RUNS))
+    #: Where a check run goes when the credential may not create one (`python -m bot run`
+    #: with a token lacking ``checks: write``); None: the refusal is an error, as for the App.
+    checks_refused: Callable[[CheckRun], None] | None = None
 
 
 @dataclass
@@ -475,16 +479,21 @@ class _Run:
             policies_changed=set(record.policy_errors) != set(self.observation.errors),
         )
         for check in checks:
-            await report_check(
-                self.repo.gh,
-                self.repo.full_name,
-                head_sha=check.head_sha,
-                conclusion=check.conclusion,
-                title=check.title,
-                summary=check.summary,
-                text=check.text,
-                annotations=check.annotations,
-            )
+            try:
+                await report_check(
+                    self.repo.gh,
+                    self.repo.full_name,
+                    head_sha=check.head_sha,
+                    conclusion=check.conclusion,
+                    title=check.title,
+                    summary=check.summary,
+                    text=check.text,
+                    annotations=check.annotations,
+                )
+            except PermissionDenied:
+                if self.deps.checks_refused is None:
+                    raise
+                self.deps.checks_refused(check)
 
     def _policy_errors(self) -> dict[str, str]:
         return {name: problem.message for name, problem in self.observation.errors.items()}

@@ -566,3 +566,29 @@ class AppClient(_RetryingClient):
     def token_cache(self) -> TokenCache:
         """A `TokenCache` that mints through this client."""
         return TokenCache(self.mint_installation_token, clock=self._clock)
+
+
+class TokenClient(_RetryingClient):
+    """Client with one plain token: GitHub Actions' ``GITHUB_TOKEN``, an App's installation
+    token made elsewhere, or a person's token (`python -m bot run`)."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        token: str,
+        base_url: str,
+        **options: Unpack[ClientOptions],
+    ) -> None:
+        self._token = token
+        super().__init__(session, base_url=base_url, **options)
+
+    def __repr__(self) -> str:
+        return f"TokenClient(base_url={self.base_url!r})"  # never the token
+
+    async def _authorization(self) -> str:
+        return f"token {self._token}"
+
+    def _rate_limit_owner(self) -> str:
+        return "the token"
+

@@ -358,6 +358,11 @@ class Repo:
         created = await self.gh.post("/repos/{owner}/{repo}/git/commits", self._vars(), data=body)
         return str(created["sha"])
 
+    async def commit_parents(self, sha: str) -> list[str]:
+        """The parents of commit `sha` (the base the bot built its one commit on)."""
+        data = await self.gh.getitem("/repos/{owner}/{repo}/git/commits/{sha}", self._vars(sha=sha))
+        return [str(parent["sha"]) for parent in data.get("parents") or []]
+
     async def _create_blob(self, content: bytes) -> str:
         created = await self.gh.post(
             "/repos/{owner}/{repo}/git/blobs",
