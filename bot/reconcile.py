@@ -56,6 +56,7 @@ from bot.pullrequest import Outcome, Proposal
 from bot.rankings import RankingCache
 from bot.scheduler import Postpone, RetryLater
 from bot.store import AutomationState, RepositoryRecord, RunSnapshot, Store
+from bot.update.prbody import problems_section
 from bot.workers import WallTimeExceeded, WorkerLost, Workers
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,9 @@ class Deps:
     #: Where a check run goes when the credential may not create one (`python -m bot run`
     #: with a token lacking ``checks: write``); None: the refusal is an error, as for the App.
     checks_refused: Callable[[CheckRun], None] | None = None
+    #: Put the problems a check run shows in each PR's body too (`python -m bot run`, whose
+    #: token usually may not create check runs).
+    problems_in_pr: bool = False
 
 
 @dataclass
@@ -355,6 +359,10 @@ class _Run:
             return
         base_sha = self.base_heads[branch]
         tree, plan = await self._plan(automation, base_sha)
+        if self.deps.problems_in_pr and plan.pr_state is not None:
+            problems = [*self.config_problems, *self.observation.errors.values()]
+            problems += [*plan.errors, *plan.warnings]
+            plan.body_text += problems_section(list(dict.fromkeys(problems)))
         state = self.store.automation_state(self.repo.full_name, automation.name)
         state.push_branch = automation.push_branch
         state.base_branch = branch

@@ -12,7 +12,8 @@ in-memory one that lives for the run.
 A token without ``checks: write`` (Actions' default) cannot create the check run:
 its report goes to the job log instead, annotations as workflow commands
 (``::warning file=…,line=…::…``) that Actions shows on the files, and the run still
-succeeds. Exit status: 0 when the run completed, 1 when GitHub or the registries
+succeeds. The problems are also in each PR's body, in a collapsed section that
+changes only when they do. Exit status: 0 when the run completed, 1 when GitHub or the registries
 could not be reached (nothing half-done: the next run goes on), 2 for a bad setup.
 """
 
@@ -133,6 +134,7 @@ async def run_once(
             github=OneToken(client),
             tag_source=lambda name: RegistryTagSource(scanner, github_repository=name),
             checks_refused=lambda check: to_job_log(check, out),
+            problems_in_pr=True,
         )
         try:
             outcome = await reconcile(deps, repository)

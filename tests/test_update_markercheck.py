@@ -89,3 +89,20 @@ def test_markers_are_found_where_flux_honours_them_with_their_position():
     )
     outcome = update_files({"x.yaml": text}, {})
     assert outcome.marked == [Marked("x.yaml", 2, 10, "apps:nginx", "nginx:1.25")]
+
+
+def test_problems_in_a_pr_body_are_collapsed_and_mention_no_one():
+    from bot.problems import Problem, warning
+    from bot.update.prbody import problems_section
+
+    assert problems_section([]) == ""
+    text = problems_section(
+        [
+            warning("apps/x.yaml", 3, 12, "ask @octocat <b>now</b>"),
+            Problem(".github/image-automation.yml", 0, 0, "config unreadable"),
+        ]
+    )
+    assert text.startswith("\n<details><summary>2 problems found")
+    assert "- `apps/x.yaml:3:12` (warning): ask &#64;octocat &lt;b>now&lt;/b>" in text
+    assert "- `.github/image-automation.yml` (error): config unreadable" in text
+    assert text.endswith("</details>")

@@ -12,10 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.problems import Problem
 from bot.update.result import Result
 from bot.update.template_names import PR_BODY
 
@@ -238,3 +239,26 @@ def change_set_id(result: Result) -> str:
     )
     canonical = json.dumps(entries, separators=(",", ":"), ensure_ascii=True)
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def problems_section(problems: Sequence[Problem]) -> str:
+    """The problems a check run would show, as a collapsed section of the PR body (for a
+    token that may not create check runs: `python -m bot run`). Empty without problems."""
+    if not problems:
+        return ""
+    count = len(problems)
+    lines = [
+        "",
+        "<details><summary>"
+        f"{count} problem{'s' if count != 1 else ''} found in this repository "
+        "(shown here: the token may not create a check run)</summary>",
+        "",
+    ]
+    for problem in problems:
+        where = f"{problem.path}:{problem.line}:{problem.column}" if problem.line else problem.path
+        # Neither HTML nor @-mentions from a message reach the page.
+        text = problem.message.replace("<", "&lt;").replace("@", "&#64;")
+        lines.append(f"- `{where}` ({problem.severity}): {text}")
+    lines += ["", "</details>"]
+    return "\n".join(lines)
+

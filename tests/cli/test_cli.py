@@ -273,6 +273,8 @@ def _variables_serve_reads() -> set[str]:
     """The names `serve` reads from its environment, found in the source."""
     names: set[str] = set()
     for source in (REPO / "bot").rglob("*.py"):
+        if source.name == "run.py":
+            continue  # `python -m bot run` (the Action) reads its own: GITHUB_TOKEN and such
         text = source.read_text()
         names.update(re.findall(r'environ(?:\.get\(|\[)"([A-Z_]+)"', text))
         names.update(re.findall(r'(?:_number|positive)\(environ, "([A-Z_]+)"', text))

@@ -49,8 +49,10 @@ async def run_bot(github_sim, token: str) -> tuple[int, str, str]:
 async def test_run_opens_the_pr_with_a_plain_token_and_reports_in_the_job_log(github_sim, image):
     sim = github_sim.sim
     broken = config(image) + "  - name: extra\n    update: {path: ./missing}\n"
+    misspelt = b"        - name: sidecar\n          image: nginx:1.25 # {\"$imagepolicy\": \"flux-system:podinfoo\"}\n"
     sim.create_repository(
-        REPOSITORY, files={CONFIG_PATH: broken.encode(), DEPLOY: manifest(image, "5.0.0")}
+        REPOSITORY,
+        files={CONFIG_PATH: broken.encode(), DEPLOY: manifest(image, "5.0.0") + misspelt},
     )
     token = actions_token(sim)
 
@@ -64,13 +66,23 @@ async def test_run_opens_the_pr_with_a_plain_token_and_reports_in_the_job_log(gi
     assert f"::warning file={CONFIG_PATH},line=" in out
     assert "update.path 'missing' holds no file" in out
     assert token not in out + err
+    # And in the PR, collapsed below the change list.
+    assert "problem found in this repository" in pull["body"]
+    assert f"`{DEPLOY}:14:18` (warning): marker 'flux-system:podinfoo' names policy" in pull["body"]
+    assert "did you mean 'podinfo'?" in pull["body"]
 
     # A second run finds its PR again (the hidden block and the branch): nothing new.
+    sim.reset_counters()
     status, out, err = await run_bot(github_sim, token)
     assert status == 0, err
     (again,) = sim.pulls(REPOSITORY)
     assert again["number"] == pull["number"] and again["state"] == "open"
     assert again["head_sha"] == pull["head_sha"]  # no new commit on the branch
+    writes = {key: n for key, n in sim.counters.items() if not key.startswith(("GET", "HEAD"))}
+    # Not even the body (the problems did not change); only the check run is tried, and
+    # refused again, since the report has a warning to give.
+    assert writes == {"POST /repos/{owner}/{repo}/check-runs": 1}, writes
+    assert sim.check_runs(REPOSITORY) == []
 
 
 async def test_run_says_what_to_set():
