@@ -83,8 +83,8 @@ class AuthFlow:
                     "the registry requires a login (HTTP 401, Basic); set `credentials:` on "
                     "the image repository",
                 )
-            authorization = basic_authorization(credential.username, credential.password)
-            return Token(authorization, float("inf"))
+            username, password, until = await credential.secret()
+            return Token(basic_authorization(username, password), until)
         schemes = ", ".join(sorted(by_scheme)) or "none"
         raise target.error(
             f"the registry answered 401 with no usable challenge (schemes: {schemes}); "
@@ -121,7 +121,8 @@ class AuthFlow:
                     f"refusing to send credentials {credential.name!r} to the token server "
                     f"{_describe(realm)}: {refusal}; nothing was sent to it"
                 )
-            headers["Authorization"] = basic_authorization(credential.username, credential.password)
+            username, password, _until = await credential.secret()
+            headers["Authorization"] = basic_authorization(username, password)
         reply = await self._transport.send(
             target,
             Request(

@@ -28,6 +28,8 @@ import hashlib
 import logging
 import os
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,11 +43,12 @@ from bot.imageref import (
     DOCKER_HUB_LEGACY_DOMAIN,
     is_loopback,
 )
+from bot.registry.cloud import EcrLogin, LoginCache
 from bot.registry.errors import CredentialsError
 
 log = logging.getLogger(__name__)
 
-_KEYS = {"registry", "username", "password", "passwordEnv", "caFile", "allowed", "realms"}
+_KEYS = {"registry", "username", "password", "passwordEnv", "caFile", "allowed", "realms", "ecr"}
 
 #: A realm entry: ``host`` or ``host:port`` (a DNS name, IPv4, or ``[IPv6]``), nothing else.
 _REALM_HOST = re.compile(
@@ -121,10 +124,26 @@ class Credential:
     ca_file: str | None = None
     allowed: list[str] = field(default_factory=list)
     realms: list[str] = field(default_factory=list)  # extra token-server host[:port]s
+    #: A short-lived login from a cloud (`bot.registry.cloud`) instead of a password.
+    cloud: LoginCache | None = field(default=None, compare=False, repr=False)
 
     @property
     def has_secret(self) -> bool:
-        return bool(self.username or self.password)
+        return bool(self.username or self.password or self.cloud)
+
+    async def secret(self) -> tuple[str, str, float]:
+        """(username, password, until when a cache may keep it) to log in with now: the
+        cloud's current login (until it is due for renewal), or the entry's own."""
+        if self.cloud is not None:
+            login = await self.cloud.login()
+            return login.username, login.password, self.cloud.renew_at(login)
+        return self.username, self.password, float("inf")
+
+    def logins(self) -> list[tuple[str, str]]:
+        """The (username, password) pairs this entry has handed out, for scrubbing messages."""
+        if self.cloud is not None:
+            return [(login.username, login.password) for login in self.cloud.issued]
+        return [(self.username, self.password)] if self.password else []
 
     @property
     def identity(self) -> str:
@@ -132,6 +151,8 @@ class Credential:
 
         A one-way fingerprint: safe to keep in memory keys, never the secret itself.
         """
+        if self.cloud is not None:  # the cloud's logins rotate; the account stays
+            return f"{self.name}:cloud:{self.cloud.cloud.description}"
         if not self.has_secret:
             return f"anonymous+ca:{self.ca_file}" if self.ca_file else ""
         digest = hashlib.sha256(
@@ -244,10 +265,11 @@ class CredentialStore:
         return list(self._credentials.values())
 
     @classmethod
-    def load(cls, path: str | None) -> CredentialStore:
+    def load(cls, path: str | None, *, clock: Callable[[], float] = time.time) -> CredentialStore:
         """Read the YAML file at ``path``; ``None`` or ``""`` gives an empty store.
 
-        Raises `CredentialsError` naming ``file:line:col`` and the fix.
+        `clock` tells cloud logins when theirs expire. Raises `CredentialsError`
+        naming ``file:line:col`` and the fix.
         """
         if not path:
             return cls()
@@ -278,7 +300,7 @@ class CredentialStore:
             where = _where(path, doc, name, key=True)
             if not isinstance(name, str) or not name:
                 raise CredentialsError(f"{where}: a credential name must be a non-empty string")
-            credentials[name] = _parse_entry(path, doc, name, entry)
+            credentials[name] = _parse_entry(path, doc, name, entry, clock)
         return cls(credentials, source=path)
 
     def resolve(self, name: str, *, github_repository: str | None, registry: str) -> Credential:
@@ -344,7 +366,9 @@ def _where(path: str, node: Any, name: Any, key: bool = False) -> str:
         return f"{path}:{line + 1}" if line is not None else path
 
 
-def _parse_entry(path: str, doc: Any, name: str, entry: Any) -> Credential:
+def _parse_entry(
+    path: str, doc: Any, name: str, entry: Any, clock: Callable[[], float] = time.time
+) -> Credential:
     where = _where(path, doc, name)
     if not isinstance(entry, dict):
         raise CredentialsError(
@@ -369,6 +393,7 @@ def _parse_entry(path: str, doc: Any, name: str, entry: Any) -> Credential:
             )
         return value
 
+    cloud = _parse_cloud(path, entry, name, clock)
     registry = text("registry")
     if registry is None:
         raise CredentialsError(
@@ -390,6 +415,11 @@ def _parse_entry(path: str, doc: Any, name: str, entry: Any) -> Credential:
                 f"(passwordEnv of credentials {name!r}) is not set or empty; set it before "
                 "starting the bot"
             )
+    if cloud is not None and (username or password):
+        raise CredentialsError(
+            f"{where}: credentials {name!r} have both a cloud login (ecr) and a username or "
+            "password; keep one"
+        )
     if bool(username) != bool(password):
         raise CredentialsError(
             f"{where}: credentials {name!r} need both username and a password "
@@ -420,6 +450,35 @@ def _parse_entry(path: str, doc: Any, name: str, entry: Any) -> Credential:
         ca_file=ca_file,
         allowed=allowed,
         realms=_parse_realms(path, entry, name),
+        cloud=cloud,
+    )
+
+
+def _parse_cloud(
+    path: str, entry: Any, name: str, clock: Callable[[], float]
+) -> LoginCache | None:
+    """``ecr: {region: eu-west-1, registryId: "123456789012"}``: logins from AWS ECR."""
+    node = entry.get("ecr")
+    if node is None:
+        return None
+    where = _where(path, entry, "ecr")
+    if not isinstance(node, dict) or set(node) - {"region", "registryId"}:
+        raise CredentialsError(
+            f"{where}: ecr of credentials {name!r} must be a mapping with region and, "
+            'optionally, registryId (e.g. {region: eu-west-1, registryId: "123456789012"})'
+        )
+    region, registry_id = node.get("region"), node.get("registryId")
+    if not isinstance(region, str) or not re.fullmatch(r"[a-z]{2}(-[a-z0-9]+){2,3}", region):
+        raise CredentialsError(
+            f"{where}: ecr.region of credentials {name!r} must be an AWS region like eu-west-1"
+        )
+    if registry_id is not None and not re.fullmatch(r"[0-9]{12}", str(registry_id)):
+        raise CredentialsError(
+            f"{where}: ecr.registryId of credentials {name!r} must be the 12-digit AWS account "
+            "id, quoted"
+        )
+    return LoginCache(
+        EcrLogin(region=region, registry_id=str(registry_id) if registry_id else None)
     )
 
 

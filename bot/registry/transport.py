@@ -238,13 +238,13 @@ def status_error(target: Target, reply: Reply, doing: str) -> RegistryError:
 
 
 def redact(message: str, credential: Credential | None) -> str:
-    """Remove a credential's secret from a message, in case a server echoed it."""
-    if credential is None or not credential.password:
+    """Remove a credential's secrets from a message, in case a server echoed one."""
+    if credential is None:
         return message
-    secrets = {
-        credential.password,
-        basic_authorization(credential.username, credential.password).split(" ", 1)[1],
-    }
+    secrets = set()
+    for username, password in credential.logins():
+        secrets.add(password)
+        secrets.add(basic_authorization(username, password).split(" ", 1)[1])
     for secret in secrets:
         message = message.replace(secret, "***")
     return message

@@ -1,0 +1,145 @@
+"""Short-lived registry logins from a cloud, instead of a static password.
+
+A credentials entry may name a cloud login instead of ``username``/``password``
+(``REGISTRY_CREDENTIALS``, docs/registries.md). The login is asked when a
+registry first wants it and kept until shortly before it expires, then asked
+again: `serve` follows the cloud's rotation without a restart.
+
+* **ECR** (``ecr: {region, registryId}``): AWS's ``GetAuthorizationToken``, with
+  the AWS credentials boto3 finds (environment, profile, instance or pod role).
+  Its tokens last 12 hours. Needs ``pip install 'image-automation-bot[aws]'``.
+
+The cloud's library is imported only when a login is first asked, and its
+calls run in a thread: they block. Nothing here logs or returns a secret in a
+message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from bot.registry.errors import CredentialsError
+
+#: A login is asked again this long before it expires (ECR's last 12 hours).
+REFRESH_MARGIN = 30 * 60.0
+#: How long one cloud call may take.
+CALL_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+    expires_at: float  # Unix seconds
+
+
+class CloudLogin(Protocol):
+    """Where a short-lived login comes from."""
+
+    #: Says which cloud in messages ("ECR in eu-west-1").
+    description: str
+
+    def fetch(self) -> Login:
+        """Ask the cloud (blocking; `LoginCache` runs it in a thread)."""
+        ...
+
+
+class LoginCache:
+    """One entry's login: fetched when needed, kept until `REFRESH_MARGIN` before it ends."""
+
+    def __init__(
+        self,
+        cloud: CloudLogin,
+        *,
+        clock: Callable[[], float] = time.time,
+        margin: float = REFRESH_MARGIN,
+    ) -> None:
+        self.cloud = cloud
+        self._clock = clock
+        self._margin = margin
+        self._login: Login | None = None
+        self._lock = asyncio.Lock()
+        self.fetched = 0  # how many times the cloud was asked
+        #: The last logins handed out, so that messages can be scrubbed of old ones too.
+        self.issued: list[Login] = []
+
+    def __repr__(self) -> str:
+        return f"LoginCache({self.cloud.description})"  # never the login
+
+    def renew_at(self, login: Login) -> float:
+        """When `login` is asked again: what caches of what it authorizes must not outlive."""
+        return login.expires_at - self._margin
+
+    async def login(self) -> Login:
+        current = self._login
+        if current is not None and self._clock() < self.renew_at(current):
+            return current
+        async with self._lock:  # concurrent scans share one call
+            current = self._login
+            if current is not None and self._clock() < self.renew_at(current):
+                return current
+            try:
+                async with asyncio.timeout(CALL_TIMEOUT):
+                    fresh = await asyncio.to_thread(self.cloud.fetch)
+            except TimeoutError:
+                raise CredentialsError(
+                    f"{self.cloud.description}: no login within {CALL_TIMEOUT:g}s"
+                ) from None
+            self.fetched += 1
+            self._login = fresh
+            self.issued = [*self.issued[-3:], fresh]
+            return fresh
+
+
+class EcrLogin:
+    """AWS ECR's ``GetAuthorizationToken`` for one registry (account) in one region."""
+
+    def __init__(self, *, region: str, registry_id: str | None) -> None:
+        self.region = region
+        self.registry_id = registry_id
+        self.description = f"ECR in {region}" + (f" (account {registry_id})" if registry_id else "")
+
+    def fetch(self) -> Login:
+        try:
+            import boto3
+            import botocore.exceptions
+        except ImportError:
+            raise CredentialsError(
+                f"{self.description}: logging in to ECR needs boto3: "
+                "pip install 'image-automation-bot[aws]'"
+            ) from None
+        try:
+            client = boto3.client("ecr", region_name=self.region)
+            options = {"registryIds": [self.registry_id]} if self.registry_id else {}
+            answer = client.get_authorization_token(**options)
+        except botocore.exceptions.NoCredentialsError:
+            raise CredentialsError(
+                f"{self.description}: no AWS credentials found (environment, profile, or an "
+                "instance or pod role); give the bot's process some"
+            ) from None
+        except botocore.exceptions.ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise CredentialsError(
+                f"{self.description}: AWS refused GetAuthorizationToken: "
+                f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+            ) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise CredentialsError(f"{self.description}: {type(exc).__name__}: {exc}") from None
+        try:
+            data = answer["authorizationData"][0]
+            decoded = base64.b64decode(data["authorizationToken"], validate=True).decode()
+            username, _, password = decoded.partition(":")
+            expires_at = data["expiresAt"].timestamp()
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError, binascii.Error):
+            raise CredentialsError(
+                f"{self.description}: GetAuthorizationToken answered without a usable token"
+            ) from None
+        if not username or not password:
+            raise CredentialsError(f"{self.description}: the token holds no user and password")
+        return Login(username, password, expires_at)
