@@ -8,6 +8,10 @@ again: `serve` follows the cloud's rotation without a restart.
 * **ECR** (``ecr: {region, registryId}``): AWS's ``GetAuthorizationToken``, with
   the AWS credentials boto3 finds (environment, profile, instance or pod role).
   Its tokens last 12 hours. Needs ``pip install 'image-automation-bot[aws]'``.
+* **Artifact Registry and GCR** (``gcp: {}``): an access token from Google's
+  Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's
+  login, or the metadata server of GCE, GKE or Cloud Run), user
+  ``oauth2accesstoken``. Tokens last about an hour. Needs ``[gcp]``.
 
 The cloud's library is imported only when a login is first asked, and its
 calls run in a thread: they block. Nothing here logs or returns a secret in a
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import calendar
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +33,10 @@ from bot.registry.errors import CredentialsError
 
 #: A login is asked again this long before it expires (ECR's last 12 hours).
 REFRESH_MARGIN = 30 * 60.0
+#: Google's access tokens last about an hour: asked again 5 minutes before the end.
+GCP_REFRESH_MARGIN = 5 * 60.0
+#: The scope Artifact Registry and GCR accept a token of.
+GCP_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 #: How long one cloud call may take.
 CALL_TIMEOUT = 30.0
 
@@ -143,3 +152,36 @@ class EcrLogin:
         if not username or not password:
             raise CredentialsError(f"{self.description}: the token holds no user and password")
         return Login(username, password, expires_at)
+
+
+class GcpLogin:
+    """An access token from Google's Application Default Credentials."""
+
+    description = "Google Application Default Credentials"
+
+    def fetch(self) -> Login:
+        try:
+            import google.auth
+            import google.auth.exceptions
+            import google.auth.transport.requests
+        except ImportError:
+            raise CredentialsError(
+                f"{self.description}: logging in to Artifact Registry or GCR needs google-auth: "
+                "pip install 'image-automation-bot[gcp]'"
+            ) from None
+        try:
+            credentials, _project = google.auth.default(scopes=[GCP_SCOPE])
+            credentials.refresh(google.auth.transport.requests.Request())
+        except google.auth.exceptions.DefaultCredentialsError:
+            raise CredentialsError(
+                f"{self.description}: none found; set GOOGLE_APPLICATION_CREDENTIALS, or run "
+                "the bot where Google's metadata server gives it an identity"
+            ) from None
+        except google.auth.exceptions.GoogleAuthError as exc:
+            raise CredentialsError(
+                f"{self.description}: no access token: {type(exc).__name__}"
+            ) from None
+        expiry = credentials.expiry  # naive UTC
+        if not credentials.token or expiry is None:
+            raise CredentialsError(f"{self.description}: the token came without an expiry")
+        return Login("oauth2accesstoken", credentials.token, calendar.timegm(expiry.timetuple()))

@@ -43,12 +43,22 @@ from bot.imageref import (
     DOCKER_HUB_LEGACY_DOMAIN,
     is_loopback,
 )
-from bot.registry.cloud import EcrLogin, LoginCache
+from bot.registry.cloud import GCP_REFRESH_MARGIN, EcrLogin, GcpLogin, LoginCache
 from bot.registry.errors import CredentialsError
 
 log = logging.getLogger(__name__)
 
-_KEYS = {"registry", "username", "password", "passwordEnv", "caFile", "allowed", "realms", "ecr"}
+_KEYS = {
+    "registry",
+    "username",
+    "password",
+    "passwordEnv",
+    "caFile",
+    "allowed",
+    "realms",
+    "ecr",
+    "gcp",
+}
 
 #: A realm entry: ``host`` or ``host:port`` (a DNS name, IPv4, or ``[IPv6]``), nothing else.
 _REALM_HOST = re.compile(
@@ -417,7 +427,7 @@ def _parse_entry(
             )
     if cloud is not None and (username or password):
         raise CredentialsError(
-            f"{where}: credentials {name!r} have both a cloud login (ecr) and a username or "
+            f"{where}: credentials {name!r} have both a cloud login (ecr or gcp) and a username or "
             "password; keep one"
         )
     if bool(username) != bool(password):
@@ -454,10 +464,21 @@ def _parse_entry(
     )
 
 
-def _parse_cloud(
-    path: str, entry: Any, name: str, clock: Callable[[], float]
-) -> LoginCache | None:
-    """``ecr: {region: eu-west-1, registryId: "123456789012"}``: logins from AWS ECR."""
+def _parse_cloud(path: str, entry: Any, name: str, clock: Callable[[], float]) -> LoginCache | None:
+    """``ecr: {region: eu-west-1, registryId: "123456789012"}``: logins from AWS ECR;
+    ``gcp: {}``: access tokens from Google's Application Default Credentials."""
+    if "ecr" in entry and "gcp" in entry:
+        raise CredentialsError(
+            f"{_where(path, entry, 'gcp', key=True)}: credentials {name!r} name two clouds; "
+            "keep one of ecr and gcp"
+        )
+    if "gcp" in entry:
+        if entry["gcp"] not in ({}, None):
+            raise CredentialsError(
+                f"{_where(path, entry, 'gcp')}: gcp of credentials {name!r} takes no settings "
+                "yet: write `gcp: {}` (the identity is Google's Application Default Credentials)"
+            )
+        return LoginCache(GcpLogin(), clock=clock, margin=GCP_REFRESH_MARGIN)
     node = entry.get("ecr")
     if node is None:
         return None
