@@ -8,6 +8,10 @@ again: `serve` follows the cloud's rotation without a restart.
 * **ECR** (``ecr: {region, registryId}``): AWS's ``GetAuthorizationToken``, with
   the AWS credentials boto3 finds (environment, profile, instance or pod role).
   Its tokens last 12 hours. Needs ``pip install 'image-automation-bot[aws]'``.
+* **ACR** (``acr: {tenant}``): an Entra ID token from azure-identity's default
+  chain (environment, workload identity, managed identity, Azure CLI), exchanged
+  at the registry's ``/oauth2/exchange`` for an ACR refresh token, the password
+  of user ``00000000-0000-0000-0000-000000000000``. Needs ``[azure]``.
 * **Artifact Registry and GCR** (``gcp: {}``): an access token from Google's
   Application Default Credentials (``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's
   login, or the metadata server of GCE, GKE or Cloud Run), user
@@ -24,7 +28,11 @@ import asyncio
 import base64
 import binascii
 import calendar
+import json
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -37,6 +45,12 @@ REFRESH_MARGIN = 30 * 60.0
 GCP_REFRESH_MARGIN = 5 * 60.0
 #: The scope Artifact Registry and GCR accept a token of.
 GCP_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+#: The Entra ID scope whose token ACR exchanges for its own.
+AZURE_SCOPE = "https://management.azure.com/.default"
+#: The user an ACR refresh token logs in as.
+ACR_USER = "00000000-0000-0000-0000-000000000000"
+#: ACR's refresh tokens last 3 hours; one whose expiry cannot be read is kept this long.
+ACR_FALLBACK_LIFETIME = 3600.0
 #: How long one cloud call may take.
 CALL_TIMEOUT = 30.0
 
@@ -185,3 +199,70 @@ class GcpLogin:
         if not credentials.token or expiry is None:
             raise CredentialsError(f"{self.description}: the token came without an expiry")
         return Login("oauth2accesstoken", credentials.token, calendar.timegm(expiry.timetuple()))
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # the Entra token goes to the registry itself, nowhere else
+
+
+class AcrLogin:
+    """An Entra ID token exchanged at the registry for an ACR refresh token."""
+
+    def __init__(self, *, registry: str, tenant: str | None, scheme: str = "https") -> None:
+        self.registry = registry
+        self.tenant = tenant
+        self.scheme = scheme
+        self.description = f"ACR login for {registry}"
+
+    def fetch(self) -> Login:
+        try:
+            import azure.core.exceptions
+            from azure.identity import DefaultAzureCredential
+        except ImportError:
+            raise CredentialsError(
+                f"{self.description}: logging in to ACR needs azure-identity: "
+                "pip install 'image-automation-bot[azure]'"
+            ) from None
+        try:
+            entra = DefaultAzureCredential().get_token(AZURE_SCOPE)
+        except azure.core.exceptions.ClientAuthenticationError:
+            raise CredentialsError(
+                f"{self.description}: no Entra ID identity found (environment, workload or "
+                "managed identity, Azure CLI); give the bot's process one"
+            ) from None
+        form = {"grant_type": "access_token", "service": self.registry, "access_token": entra.token}
+        if self.tenant:
+            form["tenant"] = self.tenant
+        request = urllib.request.Request(
+            f"{self.scheme}://{self.registry}/oauth2/exchange",
+            data=urllib.parse.urlencode(form).encode(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )
+        opener = urllib.request.build_opener(_NoRedirects)
+        try:
+            with opener.open(request, timeout=CALL_TIMEOUT) as answer:
+                refresh = json.loads(answer.read(1 << 20))["refresh_token"]
+        except urllib.error.HTTPError as exc:
+            raise CredentialsError(
+                f"{self.description}: the registry refused the Entra ID token (HTTP {exc.code}); "
+                "the identity needs the AcrPull role on it"
+            ) from None
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CredentialsError(
+                f"{self.description}: no refresh token from {self.registry}/oauth2/exchange"
+            ) from None
+        if not isinstance(refresh, str) or not refresh:
+            raise CredentialsError(f"{self.description}: the exchange gave an empty token")
+        return Login(ACR_USER, refresh, _jwt_expiry(refresh) or time.time() + ACR_FALLBACK_LIFETIME)
+
+
+def _jwt_expiry(token: str) -> float | None:
+    """The ``exp`` of a JWT, read without verifying it (the registry checks its own token)."""
+    try:
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return float(claims["exp"])
+    except (IndexError, ValueError, KeyError, TypeError, binascii.Error):
+        return None

@@ -41,9 +41,10 @@ from bot.imageref import (
     DOCKER_HUB_API_HOST,
     DOCKER_HUB_DOMAIN,
     DOCKER_HUB_LEGACY_DOMAIN,
+    default_scheme,
     is_loopback,
 )
-from bot.registry.cloud import GCP_REFRESH_MARGIN, EcrLogin, GcpLogin, LoginCache
+from bot.registry.cloud import GCP_REFRESH_MARGIN, AcrLogin, EcrLogin, GcpLogin, LoginCache
 from bot.registry.errors import CredentialsError
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ _KEYS = {
     "realms",
     "ecr",
     "gcp",
+    "acr",
 }
 
 #: A realm entry: ``host`` or ``host:port`` (a DNS name, IPv4, or ``[IPv6]``), nothing else.
@@ -427,7 +429,7 @@ def _parse_entry(
             )
     if cloud is not None and (username or password):
         raise CredentialsError(
-            f"{where}: credentials {name!r} have both a cloud login (ecr or gcp) and a username or "
+            f"{where}: credentials {name!r} have both a cloud login (ecr, gcp or acr) and a username or "
             "password; keep one"
         )
     if bool(username) != bool(password):
@@ -467,11 +469,14 @@ def _parse_entry(
 def _parse_cloud(path: str, entry: Any, name: str, clock: Callable[[], float]) -> LoginCache | None:
     """``ecr: {region: eu-west-1, registryId: "123456789012"}``: logins from AWS ECR;
     ``gcp: {}``: access tokens from Google's Application Default Credentials."""
-    if "ecr" in entry and "gcp" in entry:
+    clouds = [key for key in ("ecr", "gcp", "acr") if key in entry]
+    if len(clouds) > 1:
         raise CredentialsError(
-            f"{_where(path, entry, 'gcp', key=True)}: credentials {name!r} name two clouds; "
-            "keep one of ecr and gcp"
+            f"{_where(path, entry, clouds[1], key=True)}: credentials {name!r} name two clouds; "
+            f"keep one of {' and '.join(clouds)}"
         )
+    if "acr" in entry:
+        return _parse_acr(path, entry, name, clock)
     if "gcp" in entry:
         if entry["gcp"] not in ({}, None):
             raise CredentialsError(
@@ -535,3 +540,25 @@ def _where_item(path: str, node: Any, index: int) -> str:
     except (AttributeError, KeyError, TypeError, IndexError):
         line = getattr(getattr(node, "lc", None), "line", None)
         return f"{path}:{line + 1}" if line is not None else path
+
+
+def _parse_acr(path: str, entry: Any, name: str, clock: Callable[[], float]) -> LoginCache:
+    """``acr: {tenant: <id>}`` (or ``acr: {}``): an Entra ID token exchanged at the registry."""
+    node = entry["acr"]
+    where = _where(path, entry, "acr")
+    if node is None:
+        node = {}
+    if not isinstance(node, dict) or set(node) - {"tenant"}:
+        raise CredentialsError(
+            f"{where}: acr of credentials {name!r} must be a mapping with, optionally, the "
+            "Entra tenant id (e.g. {tenant: 72f988bf-86f1-41af-91ab-2d7cd011db47})"
+        )
+    tenant = node.get("tenant")
+    if tenant is not None and not (
+        isinstance(tenant, str) and re.fullmatch(r"[0-9a-fA-F-]{36}", tenant)
+    ):
+        raise CredentialsError(f"{where}: acr.tenant of credentials {name!r} must be a tenant id")
+    registry = entry.get("registry")
+    host = normalize_registry(str(registry)) if registry else ""
+    scheme = default_scheme(host, insecure=None)
+    return LoginCache(AcrLogin(registry=host, tenant=tenant, scheme=scheme), clock=clock)

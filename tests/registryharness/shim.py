@@ -30,7 +30,9 @@ import re
 import threading
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 _TAGS = re.compile(r"^/v2/(.+)/tags/list$")
@@ -58,6 +60,9 @@ class Shim:
         self.faults: dict[tuple[str, str], deque[str]] = defaultdict(deque)
         #: (method, path, had Authorization, Host header) of every request
         self.log: list[tuple[str, str, bool, str]] = []
+        #: Extra endpoints on the registry's host, by (method, path): the request body in,
+        #: (status, JSON body) out; e.g. ACR's ``POST /oauth2/exchange``.
+        self.routes: dict[tuple[str, str], Callable[[bytes], tuple[int, Any]]] = {}
         self._lock = threading.Lock()
         self._server = QuietServer(("127.0.0.1", 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -131,6 +136,13 @@ class Shim:
                             self.headers.get("Host", ""),
                         )
                     )
+                route = shim.routes.get((self.command, url.path))
+                if route is not None:
+                    length = int(self.headers.get("Content-Length") or 0)
+                    status, answer = route(self.rfile.read(length))
+                    body = json.dumps(answer).encode()
+                    self._reply(status, [("Content-Type", "application/json")], body)
+                    return
                 tags_match = _TAGS.match(url.path) if self.command == "GET" else None
                 manifest_match = _MANIFEST.match(url.path)
                 if tags_match:
