@@ -103,7 +103,7 @@ def write_credentials(app: dict[str, Any], *, env_file: Path, api_url: str) -> P
     if api_url.rstrip("/") != DEFAULT_API_URL:
         values["GITHUB_API_URL"] = api_url
     for name, value in values.items():
-        set_key(env_file, name, value, quote_mode="never")
+        set_key(env_file, name, value)
     return key_file
 
 
