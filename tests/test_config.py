@@ -946,12 +946,38 @@ def test_template_syntax_is_checked_with_go_hint():
             """\
             - name: a
               pullRequest:
-                title: 'Update {{ .AutomationObject }}'
+                title: 'Update {{ printf "%s" .AutomationObject }}'
             """
         )
     )
     assert error.startswith("5:14: imageUpdateAutomations[0].pullRequest.title: template error")
+    assert "a Flux Go template the bot cannot translate" in error
     assert "Jinja2 writes {{ .AutomationObject }} as {{ AutomationObject }}" in error
+
+
+def test_flux_go_templates_of_the_documented_forms_are_read_as_jinja2():
+    config, errors = load(
+        automation(
+            """\
+            - name: a
+              git:
+                commit:
+                  messageTemplate: |
+                    Update {{ .AutomationObject }}
+                    {{ range .Changed.Changes }}{{ print .OldValue }} -> {{ println .NewValue }}{{ end }}
+              pullRequest:
+                title: 'Update {{ .AutomationObject }}'
+            """
+        )
+    )
+    assert errors == []
+    automation_config = config.automations["a"]
+    assert automation_config.pr_title == "Update {{ AutomationObject }}"
+    assert automation_config.message_template == (
+        "Update {{ AutomationObject }}\n"
+        '{% for _dot1 in Changed.Changes %}{{ _dot1.OldValue }} -> {{ _dot1.NewValue ~ "\\n" }}'
+        "{% endfor %}\n"
+    )
 
 
 def test_message_template_block():

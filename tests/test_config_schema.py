@@ -197,7 +197,9 @@ REJECTED = {
     "template that does not parse": automation(
         "    git: {commit: {messageTemplate: '{% for %}'}}\n"
     ),
-    "Go template": automation("    git: {commit: {messageTemplate: '{{ .AutomationObject }}'}}\n"),
+    "Go template": automation(
+        "    git: {commit: {messageTemplate: '{{ printf \"%s\" .AutomationObject }}'}}\n"
+    ),
     "update path outside the tree": automation("    update: {path: ../x}\n"),
     "update path absolute": automation("    update: {path: /etc}\n"),
     "update strategy unknown": automation("    update: {path: ., strategy: Magic}\n"),
@@ -223,7 +225,7 @@ SCHEMA_CANNOT = {
     "invalid semver range": "Masterminds' range grammar needs its parser",
     "filterTags pattern not RE2": "whether a pattern is RE2 needs RE2",
     "template that does not parse": "whether a Jinja2 template parses needs Jinja2",
-    "Go template": "telling a Go template from Jinja2 needs the template parser",
+    "Go template": "whether a Go template is of the forms the bot translates needs a parser",
     "two automations on one push branch": "uniqueness of a derived value across entries",
     "image in upper case": "upper case is allowed in the registry host, not the path: the "
     "split of host and path follows rules a pattern could only approximate",

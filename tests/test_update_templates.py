@@ -13,6 +13,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from bot.policy.model import LatestRef
 from bot.update import templates
+from bot.update.gotemplate import go_to_jinja
 from bot.update.prbody import (
     DEFAULT_BODY_TEMPLATE,
     MAX_BODY_CHARS,
@@ -783,3 +784,72 @@ def test_parse_state_block_takes_the_last_block() -> None:
     first, second = PullRequestState("a", "1"), PullRequestState("a", "2")
     body = f"{first.block()}\nedited by a human\n{second.block()}"
     assert PullRequestState.parse(body) == second
+
+
+# -- Flux's Go templates, as written in its documentation (issue 11 §1) ------------------------
+
+FLUX_DOCS_GO_TEMPLATE = """\
+Automated image update
+
+Automation name: {{ .AutomationObject }}
+
+Files:
+{{ range $filename, $_ := .Changed.FileChanges -}}
+- {{ $filename }}
+{{ end -}}
+
+Objects:
+{{ range $resource, $changes := .Changed.Objects -}}
+- {{ $resource.Kind }} {{ $resource.Name }}
+  Changes:
+{{- range $_, $change := $changes }}
+    - {{ $change.OldValue }} -> {{ $change.NewValue }}
+{{ end -}}
+{{ end -}}
+"""
+
+
+def test_flux_docs_go_template_renders_what_flux_renders() -> None:
+    translated = go_to_jinja(FLUX_DOCS_GO_TEMPLATE)
+    assert translated is not None
+    assert translated.count("\n") == FLUX_DOCS_GO_TEMPLATE.count("\n")  # lines kept
+    out = render_template(translated, data_for(docs_result()), name="t")
+    assert out == DOCS_OUTPUT.removesuffix("\n")
+
+
+def test_flux_gitea_values_and_if_examples_translate() -> None:
+    data = data_for(docs_result(), cluster="prod")
+    gitea = go_to_jinja(
+        "{{range .Changed.Changes}}{{print .OldValue}} -> {{println .NewValue}}{{end}}"
+    )
+    assert render_template(gitea, data, name="t").splitlines() == [
+        "2.2.2 -> 5.0.3",
+        "v1.0 -> 5.0.3",
+        f"{PODINFO}:4.0.6 -> {PODINFO}:5.0.3",
+        f"bar -> {PODINFO}",
+        "4.0.6 -> 5.0.3",
+    ]
+    values = go_to_jinja("Automated image update by Flux for cluster {{ .Values.cluster }}.")
+    assert render_template(values, data, name="t") == (
+        "Automated image update by Flux for cluster prod."
+    )
+    branch = go_to_jinja(
+        '{{/* one line per file */}}{{ range $f, $objects := .Changed.FileChanges }}'
+        '{{ if $f }}{{ $f }}{{ else }}?{{ end }};{{ end }}'
+    )
+    assert render_template(branch, data, name="t") == "foo-deployment.yaml;podinfo-deployment.yaml;"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{{ printf "%s" .AutomationObject }}',  # functions: not translated
+        "{{ .AutomationObject | lower }}",  # pipes
+        "{{ range $i, $c := .Changed.Changes }}{{ $i }}{{ end }}",  # an index over a list
+        "{{ .Updated.Files }}",  # removed from Flux's data
+        "{{ range .Changed.Changes }}",  # no end
+        "{{ $nope }}",
+    ],
+)
+def test_other_go_templates_are_not_translated(template: str) -> None:
+    assert go_to_jinja(template) is None

@@ -27,7 +27,11 @@ from bot.problems import Problem, error
 MAX_REPORTED_ERRORS = 100
 
 _TAG = "tag:yaml.org,2002:"
-_GO_TEMPLATE_RE = re.compile(r"\{\{-?\s*(\.|range\b|end\b|if\s+\.)")
+# A Go action: a field (`.Name`, also as an argument: `printf "%s" .Name`), a variable, or
+# one of the actions Flux's documentation uses.
+_GO_TEMPLATE_RE = re.compile(
+    r"\{\{-?\s*(\.|\$|range\b|end\b|if\s+[.$]|print(f|ln)?\b)|\{\{[^}]*\s\.[A-Z]"
+)
 
 # Flux fields with no meaning here: say why instead of "unknown field".
 _UNSUPPORTED_HINTS = {
@@ -303,10 +307,13 @@ class Checker:
         try:
             check_template(text, name=name)
         except TemplateError as err:
+            translated = _from_go(text, name) if _GO_TEMPLATE_RE.search(text) else None
+            if translated is not None:
+                return translated  # Flux's documented Go forms work as written
             hint = ""
             if _GO_TEMPLATE_RE.search(text):
                 hint = (
-                    "; this looks like a Flux Go template: Jinja2 writes {{ .AutomationObject }}"
+                    "; this looks like a Flux Go template the bot cannot translate: Jinja2 writes {{ .AutomationObject }}"
                     " as {{ AutomationObject }} and {{ range ... }} as {% for ... %}"
                 )
             line, column = first_line + err.line - 1, 1
@@ -474,3 +481,19 @@ def template_first_line(node: Node) -> int:
     """The config line of a template's first line (a block scalar starts below its ``|``)."""
     line = node.start_mark.line + 1
     return line + 1 if getattr(node, "style", None) in ("|", ">") else line
+
+
+def _from_go(text: str, name: str) -> str | None:
+    """A Flux Go template of the documented forms as the Jinja2 the sandbox runs, or None."""
+    from bot.update.gotemplate import go_to_jinja
+    from bot.update.templates import TemplateError, check_template
+
+    translated = go_to_jinja(text)
+    if translated is None:
+        return None
+    try:
+        check_template(translated, name=name)
+    except TemplateError:
+        return None
+    return translated
+
