@@ -195,16 +195,20 @@ Automation: {{ AutomationObject }}
     )
 
 
+#: What Flux's Gitea one-liner prints for `docs_result`: one line per unique change.
+GITEA_LINES = [
+    "2.2.2 -> 5.0.3",
+    "v1.0 -> 5.0.3",
+    f"{PODINFO}:4.0.6 -> {PODINFO}:5.0.3",
+    f"bar -> {PODINFO}",
+    "4.0.6 -> 5.0.3",
+]
+
+
 def test_gitea_one_liner_and_values_examples() -> None:
     data = data_for(docs_result(), cluster="prod")
     gitea = "{% for change in Changed.Changes %}{{ change.OldValue }} -> {{ change.NewValue }}\n{% endfor %}"
-    assert render_template(gitea, data, name="t").splitlines() == [
-        "2.2.2 -> 5.0.3",
-        "v1.0 -> 5.0.3",
-        f"{PODINFO}:4.0.6 -> {PODINFO}:5.0.3",
-        f"bar -> {PODINFO}",
-        "4.0.6 -> 5.0.3",
-    ]
+    assert render_template(gitea, data, name="t").splitlines() == GITEA_LINES
     values = "Automated image update by Flux for cluster {{ Values.cluster }}."
     assert (
         render_template(values, data, name="t")
@@ -822,13 +826,7 @@ def test_flux_gitea_values_and_if_examples_translate() -> None:
     gitea = go_to_jinja(
         "{{range .Changed.Changes}}{{print .OldValue}} -> {{println .NewValue}}{{end}}"
     )
-    assert render_template(gitea, data, name="t").splitlines() == [
-        "2.2.2 -> 5.0.3",
-        "v1.0 -> 5.0.3",
-        f"{PODINFO}:4.0.6 -> {PODINFO}:5.0.3",
-        f"bar -> {PODINFO}",
-        "4.0.6 -> 5.0.3",
-    ]
+    assert render_template(gitea, data, name="t").splitlines() == GITEA_LINES
     values = go_to_jinja("Automated image update by Flux for cluster {{ .Values.cluster }}.")
     assert render_template(values, data, name="t") == (
         "Automated image update by Flux for cluster prod."
