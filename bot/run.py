@@ -34,6 +34,7 @@ from bot.github.trees import BlobCache, TreeCache
 from bot.reconcile import Deps, reconcile
 from bot.registry.addresses import registry_session
 from bot.registry.credentials import CredentialStore
+from bot.registry.errors import CredentialsError
 from bot.registry.scanner import RegistryScanner
 from bot.registry.source import RegistryTagSource
 from bot.store import Store
@@ -157,7 +158,9 @@ def main(repository: str | None, *, out: TextIO = sys.stdout) -> int:
 
     try:
         name, token, api_url = settings(os.environ, repository)
-    except RunError as exc:
+        return asyncio.run(
+            run_once(name, token=token, api_url=api_url, environ=os.environ, out=out)
+        )
+    except (RunError, CredentialsError) as exc:  # a setup to fix, not a run that failed
         print(f"run: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(run_once(name, token=token, api_url=api_url, environ=os.environ, out=out))

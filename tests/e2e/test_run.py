@@ -93,3 +93,17 @@ async def test_run_says_what_to_set():
     _out, err = await process.communicate()
     assert process.returncode == 2
     assert "GITHUB_TOKEN must be set" in err.decode()
+
+
+async def test_run_names_an_unreadable_credentials_file(tmp_path):
+    bad = tmp_path / "registries.yml"
+    bad.write_text("bad: [\n")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", cwd=CHECKOUT,
+        env={"PATH": os.environ["PATH"], "GITHUB_TOKEN": "t", "GITHUB_REPOSITORY": "o/r",
+             "REGISTRY_CREDENTIALS": str(bad)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _out, err = await process.communicate()
+    assert process.returncode == 2
+    assert f"run: {bad}:2:1:" in err.decode() and "Traceback" not in err.decode()
