@@ -60,7 +60,7 @@ class FakeEcr:
 
 
 @pytest.fixture
-async def aws(monkeypatch, clock) -> AsyncIterator[FakeEcr]:
+async def aws(monkeypatch, clock, tmp_path) -> AsyncIterator[FakeEcr]:
     ecr = FakeEcr(password=secrets.token_urlsafe(24), now=clock())
     app = web.Application()
     app.router.add_post("/", ecr.handle)
@@ -71,8 +71,7 @@ async def aws(monkeypatch, clock) -> AsyncIterator[FakeEcr]:
         "AWS_SECRET_ACCESS_KEY": "not-a-real-secret",
         "AWS_ENDPOINT_URL_ECR": str(server.make_url("/")).rstrip("/"),
         "AWS_EC2_METADATA_DISABLED": "true",
-        "AWS_CONFIG_FILE": "/nonexistent",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+        "HOME": str(tmp_path),  # no ~/.aws config or credentials files to find
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
