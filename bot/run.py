@@ -27,6 +27,7 @@ from typing import Any, TextIO
 import aiohttp
 
 from bot.checkrun import CheckRun
+from bot.github.auth import DEFAULT_API_URL
 from bot.github.client import TokenClient
 from bot.github.errors import GitHubError
 from bot.github.repo import split_full_name
@@ -65,7 +66,7 @@ class OneToken:
         return self._trees
 
 
-def settings(environ: Mapping[str, str], repository: str | None) -> tuple[str, str, str]:
+def run_target(environ: Mapping[str, str], repository: str | None) -> tuple[str, str, str]:
     """(repository, token, API URL) from the arguments and the environment."""
     repository = repository or environ.get("GITHUB_REPOSITORY", "").strip()
     token = environ.get("GITHUB_TOKEN", "").strip()
@@ -83,7 +84,7 @@ def settings(environ: Mapping[str, str], repository: str | None) -> tuple[str, s
         split_full_name(repository)
     except ValueError as exc:
         raise RunError(str(exc)) from None
-    api_url = environ.get("GITHUB_API_URL", "").strip() or "https://api.github.com"
+    api_url = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
     return repository, token, api_url
 
 
@@ -157,7 +158,7 @@ def main(repository: str | None, *, out: TextIO = sys.stdout) -> int:
     import asyncio
 
     try:
-        name, token, api_url = settings(os.environ, repository)
+        name, token, api_url = run_target(os.environ, repository)
         return asyncio.run(
             run_once(name, token=token, api_url=api_url, environ=os.environ, out=out)
         )
