@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.planner import AutomationPlan
 from bot.policy import LatestRef
-from bot.problems import Problem
+from bot.problems import Problem, Severity
 from bot.update.result import Result
 
 #: Annotations past this many are left out (GitHub shows 50 per request; this bounds requests).
@@ -56,6 +56,7 @@ def render_checks(
     latest: Mapping[str, LatestRef],
     config_changed: bool,
     policies_changed: bool = False,
+    explanations: Mapping[str, str] | None = None,
 ) -> list[CheckRun]:
     """One check run per base commit with something to say that a pull request does not show.
 
@@ -85,10 +86,10 @@ def render_checks(
         if not (problems or policies or direct or shortened or news):
             continue
         errors = [p for p in problems if p.is_error]
-        warnings = [p for p in problems if not p.is_error]
+        warnings = [p for p in problems if not p.is_error]  # and notices: no verdict of their own
         if errors:
             conclusion = "failure"
-        elif policies or warnings:
+        elif policies or any(p.severity is Severity.WARNING for p in warnings):
             conclusion = "neutral"
         else:
             conclusion = "success"
@@ -97,7 +98,8 @@ def render_checks(
                 head_sha=head,
                 conclusion=conclusion,
                 title=_title(group, errors, policies),
-                summary=_summary(group, errors, policies, warnings, latest),
+                summary=_summary(group, errors, policies, warnings, latest)
+                + _explained(policies, policy_problems, explanations or {}),
                 text=_text(group),
                 annotations=[annotation(p) for p in [*errors, *policies, *warnings]][
                     :MAX_ANNOTATIONS
@@ -107,6 +109,9 @@ def render_checks(
     return checks
 
 
+_LEVELS = {Severity.ERROR: "failure", Severity.WARNING: "warning", Severity.NOTICE: "notice"}
+
+
 def annotation(problem: Problem) -> dict[str, Any]:
     """A check-run annotation, at the problem's file and line (line 1 for a whole file)."""
     line = max(problem.line, 1)
@@ -114,7 +119,7 @@ def annotation(problem: Problem) -> dict[str, Any]:
         "path": problem.path,
         "start_line": line,
         "end_line": line,
-        "annotation_level": "failure" if problem.is_error else "warning",
+        "annotation_level": _LEVELS[problem.severity],
         "message": problem.message,
     }
 
@@ -151,6 +156,21 @@ def _summary(
         if items:
             lines += ["", f"**{heading}**", ""] + [f"- {item}" for item in items]
     return "\n".join(lines)
+
+
+def _explained(
+    policies: list[Problem], by_name: Mapping[str, Problem], explanations: Mapping[str, str]
+) -> str:
+    """Why each failed policy picked nothing, one collapsed section each."""
+    shown = set(policies)
+    fence = "`" * 3
+    parts = [
+        f"\n\n<details><summary>Why policy {name} picked nothing</summary>\n\n"
+        f"{fence}\n{explanations[name].replace(fence, '')}\n{fence}\n\n</details>"
+        for name, problem in sorted(by_name.items())
+        if problem in shown and name in explanations
+    ]
+    return "".join(parts)
 
 
 def _text(group: list[AutomationReport]) -> str | None:

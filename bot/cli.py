@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 # registries: `plan --tags` and `check-config` never load it (tests/cli/test_plan_imports.py).
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+ALL_POLICIES = "*"  # `plan --explain` without a policy's name
 
 T = TypeVar("T")
 
@@ -63,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tags_file=Path(args.tags) if args.tags else None,
         as_json=args.json,
         write=args.write,
+        explain=args.explain,
         out=sys.stdout,
         err=sys.stderr,
         # Log lines would break the progress line; with them, they say what happens.
@@ -197,6 +199,14 @@ def _parser() -> argparse.ArgumentParser:
     plan_cmd.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan_cmd.add_argument("--write", action="store_true", help="apply the edits to the files")
     plan_cmd.add_argument(
+        "--explain",
+        nargs="?",
+        const=ALL_POLICIES,
+        metavar="POLICY",
+        help="show why each policy (or POLICY) picks its tag: the tags, their keys, "
+        "which were dropped and why, the winner",
+    )
+    plan_cmd.add_argument(
         "-v", "--verbose", action="store_true", help="log what happens (LOG_LEVEL=debug)"
     )
 
@@ -240,30 +250,59 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def check_config(path: Path, *, out: TextIO, err: TextIO) -> int:
+    """A directory is a repository: its config file and the Flux manifests it names (or,
+    with no config file, those found in it). A file is a config file, its repository
+    the directory above its ``.github/`` (else the current one)."""
     config_file = path / CONFIG_PATH if path.is_dir() else path
-    loaded = _load(config_file, err=err)
+    root = path if path.is_dir() else _root_of(config_file)
+    loaded = _load(root, config_file, explicit=not path.is_dir(), err=err)
     if loaded is None:
         return EXIT_CONFIG
-    config, errors = loaded
+    config, problems = loaded
+    errors = [p for p in problems if p.is_error]
     for error in errors:
         print(error, file=err)
     if errors:
-        print(f"{len(errors)} error(s) in {config_file}", file=err)
+        print(f"{len(errors)} error(s) in {_source_name(config_file, config)}", file=err)
         return EXIT_CONFIG
+    warnings = [p for p in problems if not p.is_error]
     if path.is_dir():
         # The repository is at hand: read its marked files as a plan would, without
         # registries, and say what a plan would warn about (markers that name no policy,
         # values their setter can't have written, update paths that hold nothing).
         plans, read_warnings = _plan_all(path, config, Observation())
-        warnings = read_warnings + [w for plan in plans for w in plan.warnings]
-        for problem in dict.fromkeys(warnings):
-            print(f"warning: {problem}", file=err)
+        warnings += read_warnings + [w for plan in plans for w in plan.warnings]
+    for problem in dict.fromkeys(warnings):
+        print(f"{problem.severity}: {problem}", file=err)
     print(
-        f"{config_file}: ok ({len(config.repositories)} image repositories, "
-        f"{len(config.policies)} policies, {len(config.automations)} automations)",
+        f"{_source_name(config_file, config)}: ok ({len(config.repositories)} image "
+        f"repositories, {len(config.policies)} policies, {len(config.automations)} automations)",
         file=out,
     )
     return EXIT_OK
+
+
+def _source_name(config_file: Path, config: Config) -> str:
+    """What the config was read from: the file, and the Flux manifests if any."""
+    manifests = {item.path for kind in _objects(config) for item in kind if item.path}
+    if not manifests:
+        return str(config_file)
+    files = f"{len(manifests)} Flux manifest{'s' if len(manifests) > 1 else ''}"
+    return f"{config_file} and {files}" if config_file.exists() else files
+
+
+def _objects(config: Config) -> tuple[Any, ...]:
+    return (
+        config.repositories.values(),
+        config.policies.values(),
+        config.automations.values(),
+    )
+
+
+def _root_of(config_file: Path) -> Path:
+    """The repository a config file is in: above its ``.github/``, else the current directory."""
+    parent = config_file.parent
+    return parent.parent if parent.name == ".github" else Path(".")
 
 
 def plan(
@@ -276,16 +315,19 @@ def plan(
     out: TextIO,
     err: TextIO,
     progress: bool = True,
+    explain: str | None = None,
 ) -> int:
     """`progress`: show the registry scans' progress on `err` if it is a terminal."""
     if not root.is_dir():
         print(f"{root}: not a directory; give the directory that holds your manifests", file=err)
         return EXIT_CONFIG
+    explicit = config_file is not None
     config_file = config_file or root / CONFIG_PATH
-    loaded = _load(config_file, err=err)
+    loaded = _load(root, config_file, explicit=explicit, err=err)
     if loaded is None:
         return EXIT_CONFIG
-    config, config_errors = loaded
+    config, config_problems = loaded
+    config_errors = [p for p in config_problems if p.is_error]
 
     if tags_file is not None:
         snapshot = _snapshot_source(tags_file, err=err)
@@ -301,6 +343,12 @@ def plan(
         observation = asyncio.run(
             _observe_registries(config, credentials, err=err if progress else None)
         )
+    explanations: dict[str, str] = {}
+    if explain is not None:
+        if explain != ALL_POLICIES and explain not in config.policies:
+            print(f"--explain: no policy named {explain!r} in the config", file=err)
+            return EXIT_CONFIG
+        explanations = _explanations(config, observation, explain)
     plans, read_warnings = _plan_all(root, config, observation)
 
     if write:
@@ -308,11 +356,18 @@ def plan(
 
     errors = [*config_errors, *observation.errors.values(), *(e for p in plans for e in p.errors)]
     # Automations over the same files see the same bad files: say each once.
-    warnings = list(dict.fromkeys(read_warnings + [w for plan in plans for w in plan.warnings]))
+    warnings = [p for p in config_problems if not p.is_error]
+    warnings += read_warnings + [w for plan in plans for w in plan.warnings]
+    warnings = list(dict.fromkeys(warnings))
     if as_json:
-        json.dump(_plan_json(observation, plans, errors, warnings), out, indent=2)
+        document = _plan_json(observation, plans, errors, warnings)
+        if explain is not None:
+            document["explanations"] = explanations
+        json.dump(document, out, indent=2)
         out.write("\n")
     else:
+        for text in explanations.values():
+            print(text + "\n", file=out)
         _print_plans(observation, plans, errors, warnings, wrote=write, out=out, err=err)
 
     if config_errors:
@@ -322,19 +377,61 @@ def plan(
     return EXIT_OK
 
 
-def _load(config_file: Path, *, err: TextIO) -> tuple[Config, list[Problem]] | None:
+def _explanations(config: Config, observation: Observation, which: str) -> dict[str, str]:
+    """`--explain`: each policy's (or one's) explanation, from the tags the plan saw."""
+    from bot.policy.explain import explain
+    from bot.policy.model import PolicyError
+
+    texts = {}
+    for name in sorted(config.policies) if which == ALL_POLICIES else [which]:
+        policy = config.policies[name]
+        tags = observation.tags.get(policy.repository)
+        if tags is None:
+            texts[name] = f"policy {name}: no tags: {observation.errors[name].message}"
+            continue
+        try:
+            texts[name] = explain(name, policy.spec, tags).text()
+        except PolicyError as exc:
+            texts[name] = f"policy {name}: {exc}"
+    return texts
+
+
+def _load(
+    root: Path, config_file: Path, *, explicit: bool, err: TextIO
+) -> tuple[Config, list[Problem]] | None:
+    """The config of the repository at ``root``: the file, and the Flux manifests it lists.
+
+    With no config file (and none named on the command line), the Flux image objects
+    found anywhere under ``root`` are the config, as `serve` does.
+    """
+    from bot.config.manifests import manifest_paths, mentions_flux_objects
+
     try:
-        text = config_file.read_bytes()
+        text: bytes | None = config_file.read_bytes()
     except FileNotFoundError:
-        print(
-            f"{config_file}: no config file; create it (see docs/config.md) or pass --config FILE",
-            file=err,
-        )
-        return None
+        if explicit:
+            print(f"{config_file}: no such config file", file=err)
+            return None
+        text = None
     except OSError as exc:
         print(f"{config_file}: cannot be read: {exc.strerror or exc}", file=err)
         return None
-    return load_config(text, path=str(config_file))
+    patterns = None
+    if text is not None:
+        alone = load_config(text, path=str(config_file))
+        if not alone[0].flux_manifests:
+            return alone
+        patterns = alone[0].flux_manifests
+    paths = manifest_paths(patterns, localtree.list_files(root)) if root.is_dir() else []
+    found, _unreadable = localtree.read_candidates(root, paths, keep=mentions_flux_objects)
+    if text is None and not found:
+        print(
+            f"{config_file}: no config file, and no Flux image objects under {root}; "
+            "create it (see docs/config.md), point --config at one, or add Flux manifests",
+            file=err,
+        )
+        return None
+    return load_config(text, path=str(config_file), manifests=found)
 
 
 def _without_event_loop(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -486,7 +583,7 @@ def _print_plans(
         if error not in policy_problems:
             print(error, file=err)
     for warning in warnings:
-        print(f"warning: {warning}", file=err)
+        print(f"{warning.severity}: {warning}", file=err)
 
     for plan in plans:
         if not plan.result:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 
-from bot.config import CONFIG_PATH, Config, load_config
+from bot.config import Config
+from bot.config.sources import ConfigSources, load_sources
 from bot.problems import Problem
 
 #: Configs kept: a few KiB each, one per distinct config file in use.
@@ -21,7 +23,8 @@ Parsed = tuple[Config, list[Problem]]
 
 
 class ConfigCache:
-    """`load_config` results by (content digest, default branch), least recently used out."""
+    """Loaded configs by (digest of their encoded `ConfigSources`, default branch), least
+    recently used out. A config file alone encodes as its own bytes."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         self._size = size
@@ -29,14 +32,43 @@ class ConfigCache:
         self.parses = 0  # how many configs were parsed rather than reused
 
     def load(self, text: bytes | str, *, default_branch: str | None) -> Parsed:
-        """`load_config` of `text`, parsed once per distinct text and default branch."""
+        """The config of encoded sources `text`, parsed once per distinct text and default
+        branch."""
         raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+        key, found = self._get(raw, default_branch)
+        if found is not None:
+            return found
+        return self._put(key, load_sources(raw, default_branch))
+
+    async def load_with(
+        self,
+        text: bytes,
+        *,
+        default_branch: str | None,
+        parse: Callable[[Callable[..., Parsed], bytes, str | None], Awaitable[Parsed]],
+    ) -> Parsed:
+        """As `load`, but sources with Flux manifests (up to megabytes of YAML) are parsed
+        by ``parse`` (the server: in a worker, off the event loop). A config file alone is
+        at most `MAX_CONFIG_BYTES` and is parsed here."""
+        if not ConfigSources.is_bundle(text):
+            return self.load(text, default_branch=default_branch)
+        key, found = self._get(text, default_branch)
+        if found is not None:
+            return found
+        return self._put(key, await parse(load_sources, text, default_branch))
+
+    def _get(
+        self, raw: bytes, default_branch: str | None
+    ) -> tuple[tuple[bytes, str | None], Parsed | None]:
         key = (hashlib.blake2b(raw, digest_size=16).digest(), default_branch)
         found = self._parsed.get(key)
-        if found is not None:
-            self._parsed.move_to_end(key)
-            return found[0], list(found[1])
-        config, problems = load_config(text, path=CONFIG_PATH, default_branch=default_branch)
+        if found is None:
+            return key, None
+        self._parsed.move_to_end(key)
+        return key, (found[0], list(found[1]))
+
+    def _put(self, key: tuple[bytes, str | None], parsed: Parsed) -> Parsed:
+        config, problems = parsed
         self.parses += 1
         self._parsed[key] = (config, list(problems))
         if len(self._parsed) > self._size:

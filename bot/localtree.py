@@ -58,15 +58,17 @@ def list_files(root: Path) -> list[str]:
     return sorted(rel for rel, _name, _directory in _walk(root.resolve(), None))
 
 
-def read_candidates(root: Path, paths: Iterable[str]) -> tuple[dict[str, bytes], list[Problem]]:
-    """Read the files that carry the marker bytes; returns (files, warnings)."""
+def read_candidates(
+    root: Path, paths: Iterable[str], *, keep: Callable[[bytes], bool] = has_marker
+) -> tuple[dict[str, bytes], list[Problem]]:
+    """Read the files whose bytes ``keep`` accepts (the marker's); returns (files, warnings)."""
     files: dict[str, bytes] = {}
     warnings: list[Problem] = []
     for rel in paths:
         content, problem = _read(os.path.join(root, rel), rel, None)
         if problem is not None:
             warnings.append(problem)
-        elif content is not None and has_marker(content):
+        elif content is not None and keep(content):
             files[rel] = content
     return files, warnings
 

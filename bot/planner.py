@@ -16,7 +16,7 @@ from typing import Protocol
 from bot.config import AutomationConfig, Config, ImagePolicyConfig, ImageRepositoryConfig
 from bot.policy import LatestRef, evaluate
 from bot.policy.evaluate import RankTags, rank_inline
-from bot.policy.model import DigestLookup
+from bot.policy.model import DigestLookup, InvalidPolicyError, PolicyError
 from bot.problems import Problem, Severity, error, warning
 from bot.update import UpdateError, build_setters, candidate_paths, has_marker, update_files
 from bot.update.files import ignored_single_file
@@ -68,6 +68,10 @@ class Observation:
 
     latest: dict[str, LatestRef] = field(default_factory=dict)
     errors: dict[str, Problem] = field(default_factory=dict)
+    #: Per image repository, the tags it had (after its exclusion list), for `explain`.
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    #: Per policy that picked nothing from the tags it had: why (`bot.policy.explain`).
+    explanations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +133,11 @@ async def observe_policies(
     image_repository_names = sorted({p.repository for p in config.policies.values()})
     scans = await source.tags_of_all([config.repositories[n] for n in image_repository_names])
     tags_by_image_repository = dict(zip(image_repository_names, scans, strict=True))
+    observation.tags = {
+        name: list(tags)
+        for name, tags in tags_by_image_repository.items()
+        if isinstance(tags, list)
+    }
 
     for name in sorted(config.policies):
         policy = config.policies[name]
@@ -147,10 +156,32 @@ async def observe_policies(
                 rank=rank,
             )
         except Exception as exc:  # a registry or policy failure must not stop the others
-            observation.errors[name] = error(config.path, policy.line, 1, _describe(exc))
+            observation.errors[name] = error(config.file_of(policy), policy.line, 1, _describe(exc))
+            picked_nothing = isinstance(exc, PolicyError) and not isinstance(
+                exc, InvalidPolicyError
+            )
+            if picked_nothing and isinstance(tags, list):
+                observation.explanations[name] = _explanation(name, policy, tags)
             if name in previous:
                 observation.latest[name] = previous[name]
     return observation
+
+
+#: Explaining is linear in the tags; beyond this, `plan --explain` is the place for it.
+MAX_EXPLAINED_TAGS = 10_000
+
+
+def _explanation(name: str, policy: ImagePolicyConfig, tags: list[str]) -> str:
+    if len(tags) > MAX_EXPLAINED_TAGS:
+        return (
+            f"policy {name}: {len(tags)} tags; run `plan --explain {name}` to see each one's fate"
+        )
+    from bot.policy.explain import explain
+
+    try:
+        return explain(name, policy.spec, tags).text()
+    except PolicyError as exc:  # what made the policy fail may stop the explanation too
+        return f"policy {name}: {exc}"
 
 
 def _tags_to_refresh(policy: ImagePolicyConfig) -> list[str]:
@@ -288,7 +319,7 @@ def plan_automation(
     plan.latest = selected_policies(config, automation, observation)
 
     try:
-        setters = build_setters(config.namespace, plan.latest)
+        setters = build_setters(automation.namespace, plan.latest)
         candidates = candidate_paths(files.keys(), automation.update_path)
     except UpdateError as exc:
         plan.errors.append(config.problem(automation, str(exc)))
@@ -310,7 +341,9 @@ def plan_automation(
     to_repo_path = {rel: repo_path for repo_path, rel in candidates}
     outcome = update_files({rel: files[repo_path] for repo_path, rel in candidates}, setters)
     marker_problems = check_markers(
-        outcome.marked, namespace=config.namespace, policies=config.policies.keys()
+        outcome.marked,
+        namespace=automation.namespace,
+        policies=[p.name for p in config.policies.values() if p.namespace == automation.namespace],
     )
     plan.warnings.extend(
         dataclasses.replace(w, path=to_repo_path.get(w.path, w.path))
@@ -335,7 +368,7 @@ def plan_automation(
         return render_template(source, data, name=name)
 
     data = template_data(
-        automation=f"{config.namespace}/{automation.name}",
+        automation=f"{automation.namespace}/{automation.name}",
         result=plan.result,
         values=automation.message_template_values,
         observed_policies=plan.latest,

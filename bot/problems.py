@@ -14,6 +14,8 @@ from enum import StrEnum
 class Severity(StrEnum):
     ERROR = "error"
     WARNING = "warning"
+    #: Worth knowing, nothing to fix: e.g. a Flux manifest's cluster-only field.
+    NOTICE = "notice"
 
 
 @dataclass(frozen=True)
@@ -56,3 +58,7 @@ def error(path: str, line: int, column: int, message: str) -> Problem:
 
 def warning(path: str, line: int, column: int, message: str) -> Problem:
     return Problem(path, line, column, message, Severity.WARNING)
+
+
+def notice(path: str, line: int, column: int, message: str) -> Problem:
+    return Problem(path, line, column, message, Severity.NOTICE)

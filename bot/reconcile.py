@@ -18,11 +18,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from bot import metrics
 from bot.checkrun import AutomationReport, CheckRun, render_checks
-from bot.config import CONFIG_PATH, AutomationConfig, Config, load_config
+from bot.config import CONFIG_PATH, AutomationConfig, Config
+from bot.config.manifests import manifest_paths, mentions_flux_objects
+from bot.config.sources import ConfigSources, sources_identity
+from bot.config.yaml import MAX_MANIFEST_BYTES
 from bot.configcache import ConfigCache
 from bot.github.checks import report_check
 from bot.github.client import GitHubClient
@@ -35,6 +38,7 @@ from bot.github.errors import (
     RateLimited,
 )
 from bot.github.repo import Repo
+from bot.github.tarball import git_blob_sha
 from bot.github.trees import WORKFLOWS_DIR, BlobCache, Tree, TreeCache, is_workflow_file
 from bot.logs import log_context
 from bot.planner import (
@@ -51,7 +55,7 @@ from bot.planner import (
 )
 from bot.policy.evaluate import Ranking, rank_tags
 from bot.policy.model import PolicyError, PolicySpec
-from bot.problems import Problem
+from bot.problems import Problem, error
 from bot.pullrequest import Outcome, Proposal
 from bot.rankings import RankingCache
 from bot.scheduler import Postpone, RetryLater
@@ -59,6 +63,7 @@ from bot.store import AutomationState, RepositoryRecord, RunSnapshot, Store
 from bot.update.prbody import problems_section
 from bot.workers import WallTimeExceeded, WorkerLost, Workers
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: Without a config the bot waits for a push; this is only a safety net.
@@ -255,28 +260,102 @@ class _Run:
             self.config_text, self.config_sha = record.config_text, record.config_sha
         else:
             tree = await self.tree(self.head_sha)
-            entry = tree.entries.get(CONFIG_PATH)
-            self.config_sha = entry.sha if entry else None
-            if entry is None:
-                self.config_text = None
-            elif entry.sha == record.config_sha and record.config_text is not None:
-                self.config_text = record.config_text
-            else:
-                self.config_text = (await self.repo.read_blobs(tree, [CONFIG_PATH])).get(
-                    CONFIG_PATH
-                )
+            self.config_sha, self.config_text = await self._config_sources(tree)
         if self.config_text is None:
             self._save_record(head_sha=self.head_sha)
             self.outcome.automations["*"] = f"no {CONFIG_PATH}"
             self.outcome.next_run = UNCONFIGURED_INTERVAL
             return False
         # Bytes as they are: a file that is not UTF-8 gets its own clear problem.
-        self.config, self.config_problems = self.deps.configs.load(
-            self.config_text, default_branch=self.record.default_branch
-        )
+        try:
+            self.config, self.config_problems = await self.deps.configs.load_with(
+                self.config_text,
+                default_branch=self.record.default_branch,
+                parse=self._parse_in_worker,
+            )
+        except (WallTimeExceeded, WorkerLost) as exc:
+            seconds = self.deps.budget.max_seconds
+            why = f"took longer than {seconds:g} s" if isinstance(exc, WallTimeExceeded) else exc
+            self.config, self.config_problems = Config(), [
+                error(
+                    CONFIG_PATH,
+                    1,
+                    1,
+                    f"reading the Flux manifests failed ({why}); list fewer or smaller files "
+                    "in fluxManifests",
+                )
+            ]
         self.outcome.problems.extend(self.config_problems)
         self.outcome.next_run = self.config.shortest_interval()
         return True
+
+    async def _parse_in_worker(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.deps.workers.run(fn, *args, seconds=self.deps.budget.max_seconds)
+
+    async def _config_sources(self, tree: Tree) -> tuple[str | None, bytes | None]:
+        """(identity, encoded `ConfigSources`) at ``tree``: the config file and the Flux
+        manifests it lists, or with no config file the Flux objects found in the tree.
+
+        Nothing is read when the identity (git's blob ids) is what the store holds.
+        """
+        record = self.record
+        entry = tree.entries.get(CONFIG_PATH)
+        if entry is not None and entry.sha == record.config_sha and record.config_text is not None:
+            return record.config_sha, record.config_text  # the same config file, no manifests
+        stored = ConfigSources.decode(record.config_text) if record.config_text else None
+        config_text = None
+        patterns = None
+        if entry is not None:
+            if (
+                stored is not None
+                and stored.config is not None
+                and (git_blob_sha(stored.config) == entry.sha)
+            ):
+                config_text = stored.config
+            else:
+                config_text = (await self.repo.read_blobs(tree, [CONFIG_PATH])).get(CONFIG_PATH)
+            if config_text is None:
+                return None, None
+            patterns = self.deps.configs.load(config_text, default_branch=record.default_branch)[
+                0
+            ].flux_manifests
+            if not patterns:
+                return entry.sha, config_text
+        candidates = self._manifest_candidates(tree, patterns)
+        identity = sources_identity(
+            entry.sha if entry else None, {p: tree.entries[p].sha for p in candidates}
+        )
+        if identity == record.config_sha:
+            return identity, record.config_text
+        files = await self.repo.read_blobs(tree, candidates, max_bytes=MAX_MANIFEST_BYTES)
+        found = {path: data for path, data in files.items() if mentions_flux_objects(data)}
+        if config_text is None and not found:
+            return identity, None
+        return identity, ConfigSources.of(config_text, found).encode()
+
+    def _manifest_candidates(self, tree: Tree, patterns: tuple[str, ...] | None) -> list[str]:
+        """The files to look for Flux objects in: those listed, else every YAML file that
+        can be one (within the reading budget: a repository with no config is not
+        read whole again and again)."""
+        paths = manifest_paths(patterns, tree.entries)
+        if patterns is not None:
+            return paths
+        paths = [p for p in paths if (tree.entries[p].size or 0) <= MAX_MANIFEST_BYTES]
+        budget = self.deps.budget
+        total = sum(tree.entries[p].size or 0 for p in paths)
+        if (budget.max_files is not None and len(paths) > budget.max_files) or (
+            budget.max_bytes is not None and total > budget.max_bytes
+        ):
+            log.info(
+                "%s: no config file, and %d YAML files (%d bytes) are too many to look "
+                "for Flux objects in; add %s",
+                self.repo.full_name,
+                len(paths),
+                total,
+                CONFIG_PATH,
+            )
+            return []
+        return paths
 
     # 3.
     async def observe_policies(self) -> None:
@@ -485,6 +564,7 @@ class _Run:
             config_changed=record.config_sha != self.config_sha,
             # By name: a message that varies from run to run is not news.
             policies_changed=set(record.policy_errors) != set(self.observation.errors),
+            explanations=self.observation.explanations,
         )
         for check in checks:
             try:
@@ -547,5 +627,5 @@ def _interval_of(record: RepositoryRecord | None) -> float | None:
     """The repository's shortest interval, from the config it had last time."""
     if record is None or record.config_text is None:
         return None
-    config, _ = load_config(record.config_text, path=CONFIG_PATH)
+    config, _ = ConfigSources.decode(record.config_text).load()
     return config.shortest_interval()

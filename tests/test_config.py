@@ -117,6 +117,7 @@ def test_design_example_loads_with_the_right_values():
         ),
         interval=None,  # only used with Always
         line=11,
+        namespace="flux-system",  # the config's
     )
 
     auto = config.automations["podinfo-update"]
@@ -417,8 +418,8 @@ def test_version_type():
 
 def test_unknown_top_level_key_suggests():
     assert only_error("version: 1\nimagePolicy: []\n") == (
-        "2:1: imagePolicy: unknown field; expected one of version, namespace, imageRepositories, "
-        "imagePolicies, imageUpdateAutomations (did you mean 'imagePolicies'?)"
+        "2:1: imagePolicy: unknown field; expected one of version, namespace, fluxManifests, "
+        "imageRepositories, imagePolicies, imageUpdateAutomations (did you mean 'imagePolicies'?)"
     )
 
 
@@ -1108,8 +1109,8 @@ def test_errors_are_sorted_and_formatted():
     _config, errors = load_config("version: 3\nbogus: 1\n", path="x.yml")
     assert [str(e) for e in errors] == [
         "x.yml:1:10: version: must be 1 (the only config format so far)",
-        "x.yml:2:1: bogus: unknown field; expected one of version, namespace, imageRepositories, "
-        "imagePolicies, imageUpdateAutomations",
+        "x.yml:2:1: bogus: unknown field; expected one of version, namespace, fluxManifests, "
+        "imageRepositories, imagePolicies, imageUpdateAutomations",
     ]
     assert Problem("p", 3, 4, "m").__str__() == "p:3:4: m"
 

@@ -16,6 +16,8 @@ Pure: data in, objects out (no files, no environment). The modules, one job each
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.config.document import read_config
 from bot.config.grammar import is_valid_branch_name, parse_duration
 from bot.config.model import (
@@ -60,17 +62,23 @@ __all__ = [
 
 
 def load_config(
-    data: str | bytes, *, path: str = CONFIG_PATH, default_branch: str | None = None
+    data: str | bytes | None,
+    *,
+    path: str = CONFIG_PATH,
+    default_branch: str | None = None,
+    manifests: Mapping[str, bytes] | None = None,
 ) -> tuple[Config, list[Problem]]:
     """Parse and validate the config; never raises (worst case: one error at 1:1).
 
-    Give it the file's raw bytes: bytes that are not UTF-8 are reported as a
-    `Problem` at the first bad byte. ``path`` is the file's path as the
-    problems should name it. ``default_branch`` (when known) tells which
-    automations without a checkout branch commit directly.
+    Give it the file's raw bytes (None: there is no config file): bytes that
+    are not UTF-8 are reported as a `Problem` at the first bad byte. ``path``
+    is the file's path as the problems should name it. ``manifests``: Flux
+    manifests (repository path -> bytes) whose image objects are config too
+    (`bot.config.manifests` says which). ``default_branch`` (when known) tells
+    which automations without a checkout branch commit directly.
     """
     try:
-        return read_config(data, path, default_branch)
+        return read_config(data, path, default_branch, manifests)
     except Exception as err:  # a bug here must not take the bot down with a bad file
         return Config(path=path), [
             error(

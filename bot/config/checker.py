@@ -22,15 +22,17 @@ from bot.config.model import (
     AutomationConfig,
     LabelSelector,
 )
-from bot.problems import Problem, error
+from bot.problems import Problem, error, notice, warning
 
 MAX_REPORTED_ERRORS = 100
 
 _TAG = "tag:yaml.org,2002:"
 # A Go action: a field (`.Name`, also as an argument: `printf "%s" .Name`), a variable, or
 # one of the actions Flux's documentation uses.
+# Go's `range` and `if` take a pipeline (`.X`, `$x`); Jinja2's `range(10)` is a call.
 _GO_TEMPLATE_RE = re.compile(
-    r"\{\{-?\s*(\.|\$|range\b|end\b|if\s+[.$]|print(f|ln)?\b)|\{\{[^}]*\s\.[A-Z]"
+    r"\{\{-?\s*(\.|\$|range\s+[.$]|end\s*-?\}\}|if\s+[.$]|print(f|ln)?\s+[.$\"])"
+    r"|\{\{[^}]*\s\.[A-Z]"
 )
 
 # Flux fields with no meaning here: say why instead of "unknown field".
@@ -54,6 +56,27 @@ _UNSUPPORTED_HINTS = {
     "kind": "this looks like a Flux object: keep only 'name' and the fields of spec:",
 }
 
+# The same fields in a Flux manifest (`bot.config.manifests`): they are right there, for the
+# cluster, so each is a notice saying what the bot does instead, never an error.
+_CLUSTER_ONLY_NOTICES = {
+    "secretRef": "a cluster Secret, which the bot cannot read: it uses its operator's registry "
+    "credentials of the same name instead (REGISTRY_CREDENTIALS), if they are allowed here",
+    "serviceAccountName": "the bot has no service account; registry credentials come from its "
+    "operator (REGISTRY_CREDENTIALS), named by secretRef",
+    "certSecretRef": "extra CAs are set by the bot's operator with the registry credentials "
+    "(caFile)",
+    "proxySecretRef": "proxies are set by the bot's operator",
+    "provider": "the bot has no cloud identity of its own; its operator sets up ECR, GCP or "
+    "ACR logins in the registry credentials (ecr:, gcp:, acr:), named by secretRef",
+    "accessFrom": "the bot reads every object listed for this repository, whatever its namespace",
+    "suspend": "it pauses Flux's controller, not the bot; to stop the bot, leave this file out "
+    "of fluxManifests (or remove the object)",
+    "sourceRef": "the bot always updates the repository that holds the manifest",
+    "signingKey": "commits made through the GitHub API are signed by GitHub",
+    "refspec": "the bot opens a pull request (or pushes its branch) instead of extra refspecs",
+    "options": "git push options do not apply to commits made through the GitHub API",
+}
+
 
 class Checker:
     """Typed reads of YAML nodes; every failure becomes a `Problem` at the node.
@@ -62,9 +85,14 @@ class Checker:
     compares it before and after to know whether what it read is whole.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, manifest: bool = False) -> None:
         self.path = path
+        #: Reading a Flux manifest: its cluster-only fields are notices, fields the bot
+        #: does not know are ignored with a warning (the cluster's schema is the judge), and
+        #: a Go template the bot cannot run falls back to the default message.
+        self.manifest = manifest
         self.errors: list[Problem] = []
+        self.others: list[Problem] = []  # warnings and notices: they never make a read fail
         self.count = 0
         self.namespace = DEFAULT_NAMESPACE
 
@@ -77,12 +105,27 @@ class Checker:
             text = f"{where}: {message}" if where else message
             self.errors.append(error(self.path, line, column, text))
 
+    def add(self, problem: Problem) -> None:
+        """A problem found outside the checker (the file could not be parsed at all)."""
+        if problem.is_error:
+            self.count += 1
+            self.errors.append(problem)
+        else:
+            self.others.append(problem)
+
+    def warning(self, node: Node, where: str, message: str, *, only_notice: bool = False) -> None:
+        make = notice if only_notice else warning
+        if len(self.others) < MAX_REPORTED_ERRORS:
+            line, column = node.start_mark.line + 1, node.start_mark.column + 1
+            self.others.append(make(self.path, line, column, f"{where}: {message}"))
+
     def finish(self) -> list[Problem]:
+        """The errors in file order (capped), then the warnings and notices."""
         errors = sorted(self.errors, key=lambda e: (e.line, e.column))
         if self.count > len(errors):
             more = self.count - len(errors)
             errors.append(error(self.path, 1, 1, f"{more} more errors not shown; fix these first"))
-        return errors
+        return errors + sorted(self.others, key=lambda p: (p.line, p.column))
 
     # structure
 
@@ -124,6 +167,9 @@ class Checker:
                 continue
             seen[key] = key_node
             if key not in allowed:
+                if self.manifest and not (hints and key in hints):
+                    self._ignored_in_manifest(key_node, key_path + key, key)
+                    continue
                 hint = (hints or {}).get(key) or _UNSUPPORTED_HINTS.get(key)
                 if hint is None:
                     hint = f"expected one of {', '.join(allowed)}{did_you_mean(key, allowed)}"
@@ -131,6 +177,20 @@ class Checker:
                 continue
             fields[key] = value_node
         return fields
+
+    def _ignored_in_manifest(self, key_node: Node, where: str, key: str) -> None:
+        cluster_only = _CLUSTER_ONLY_NOTICES.get(key)
+        if cluster_only is not None:
+            self.warning(
+                key_node, where, f"cluster-only, not used: {cluster_only}", only_notice=True
+            )
+        else:
+            self.warning(
+                key_node,
+                where,
+                "not a field the bot knows; ignored (the cluster drops fields its schema "
+                "lacks, so check its spelling)",
+            )
 
     def items(self, node: Node | None, where: str) -> list[tuple[Node, str]]:
         if node is None or self.is_null(node):
@@ -304,25 +364,38 @@ class Checker:
             return None
         first_line = template_first_line(node)
         automation.template_lines[name] = first_line
-        try:
-            check_template(text, name=name)
-        except TemplateError as err:
-            translated = _from_go(text, name) if _GO_TEMPLATE_RE.search(text) else None
+        go_template = _GO_TEMPLATE_RE.search(text) is not None
+        if go_template:
+            # Before Jinja2 sees it: `{{range .Changed.Changes}}` even parses as Jinja2
+            # (`range.Changed.Changes`) and would fail only when rendered.
+            translated = _from_go(text, name)
             if translated is not None:
                 return translated  # Flux's documented Go forms work as written
-            hint = ""
-            if _GO_TEMPLATE_RE.search(text):
-                hint = (
-                    "; this looks like a Flux Go template the bot cannot translate: Jinja2 writes {{ .AutomationObject }}"
-                    " as {{ AutomationObject }} and {{ range ... }} as {% for ... %}"
-                )
-            line, column = first_line + err.line - 1, 1
-            if line == node.start_mark.line + 1:  # on the key's own line: point at the value
-                column = node.start_mark.column + 1
-            message = f"template error on its line {err.line}: {err.message}{hint}"
-            self.error_at(line, column, where, message)
+        try:
+            check_template(text, name=name)
+            if not go_template:
+                return text
+            line, message = 1, "a Go template of a form the bot cannot translate"
+        except TemplateError as err:
+            line, message = err.line, err.message
+        hint = ""
+        if go_template:
+            hint = (
+                "; this looks like a Flux Go template the bot cannot translate (functions such "
+                "as printf, pipes): Jinja2 writes {{ .AutomationObject }} as "
+                "{{ AutomationObject }} and {{ range ... }} as {% for ... %}"
+            )
+        at_line, column = first_line + line - 1, 1
+        if at_line == node.start_mark.line + 1:  # on the key's own line: point at the value
+            column = node.start_mark.column + 1
+        message = f"template error on its line {line}: {message}{hint}"
+        if self.manifest and go_template:
+            # Flux's own object: the bot must not fail where Flux would not.
+            message += "; the default message is used instead"
+            self.others.append(warning(self.path, at_line, column, f"{where}: {message}"))
             return None
-        return text
+        self.error_at(at_line, column, where, message)
+        return None
 
     # collections
 
@@ -496,4 +569,3 @@ def _from_go(text: str, name: str) -> str | None:
     except TemplateError:
         return None
     return translated
-

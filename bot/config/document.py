@@ -1,18 +1,22 @@
-"""The file as a whole: ``version``, ``namespace``, the three lists, and the
-references between them (a policy's ``imageRepositoryRef``, unique names).
+"""The config as a whole: the file's ``version``, ``namespace`` and ``fluxManifests``,
+its three lists and the Flux manifests' objects, and the references between them
+(a policy's ``imageRepositoryRef``, unique names, one automation per branch).
 
-One broken entry is dropped and reported; the others load.
+Every entry, from the file or from a manifest, is read by the same section
+reader; then all are joined. One broken entry is dropped and reported; the
+others load.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from ruamel.yaml.nodes import Node
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
-from bot.config import automations, policies, repositories
-from bot.config.checker import Checker, did_you_mean, value_node
+from bot.config import automations, manifests, policies, repositories
+from bot.config.checker import Checker, did_you_mean, line_of, value_node
 from bot.config.grammar import is_dns_label
 from bot.config.model import Config
 from bot.config.yaml import compose_yaml
@@ -21,6 +25,7 @@ from bot.problems import Problem
 _TOP_FIELDS = (
     "version",
     "namespace",
+    "fluxManifests",
     "imageRepositories",
     "imagePolicies",
     "imageUpdateAutomations",
@@ -28,19 +33,82 @@ _TOP_FIELDS = (
 
 Reader = Callable[[Checker, Node, str, dict[str, Node], str], Any]
 
+_SECTIONS = (
+    ("imageRepositories", repositories.read_repository, repositories.FIELDS),
+    ("imagePolicies", policies.read_policy, policies.FIELDS),
+    ("imageUpdateAutomations", automations.read_automation, automations.FIELDS),
+)
+
+
+@dataclass
+class _Entry:
+    """One object read without errors, and where it came from (for later errors)."""
+
+    obj: Any
+    check: Checker  # its file's
+    item: Node
+    where: str  # "imagePolicies[0]" or "ImagePolicy flux-system/app"
+
+    @property
+    def place(self) -> str:
+        """The entry, as another entry's error names it."""
+        where = line_of(self.item)
+        return (
+            f"'{self.obj.name}' ({self.check.path}:{where})"
+            if self.check.manifest
+            else (f"'{self.obj.name}' (line {where})")
+        )
+
 
 def read_config(
-    data: str | bytes, path: str, default_branch: str | None = None
+    data: str | bytes | None,
+    path: str,
+    default_branch: str | None = None,
+    manifests_by_path: Mapping[str, bytes] | None = None,
 ) -> tuple[Config, list[Problem]]:
+    """``data`` is the config file (None: there is none); ``manifests_by_path`` the Flux
+    manifests to read besides it (`bot.config.manifests`), by repository path."""
+    config = Config(path=path)
     check = Checker(path)
-    root, problem = compose_yaml(data, path)
+    entries: dict[str, list[_Entry]] = {section: [] for section, _, _ in _SECTIONS}
+    declared_repositories: set[str] = set()
+    checkers = [check]
+    if data is not None and not _read_file(check, config, data, entries, declared_repositories):
+        return config, check.finish()
+    for manifest_path, content in sorted((manifests_by_path or {}).items()):
+        manifest_check = Checker(manifest_path, manifest=True)
+        checkers.append(manifest_check)
+        _read_manifest(manifest_check, config, content, entries, declared_repositories)
+
+    for entry in entries["imageRepositories"]:
+        _add_unique(config, config.repositories, entry, "imageRepositories")
+    for entry in entries["imagePolicies"]:
+        if _resolve_repository(config, entry, declared_repositories):
+            _add_unique(config, config.policies, entry, "imagePolicies")
+    items: dict[str, _Entry] = {}
+    for entry in entries["imageUpdateAutomations"]:
+        if _add_unique(config, config.automations, entry, "imageUpdateAutomations"):
+            items[entry.obj.name] = entry
+    _one_automation_per_push_branch(config, items, default_branch)
+    return config, [problem for each in checkers for problem in each.finish()]
+
+
+def _read_file(
+    check: Checker,
+    config: Config,
+    data: str | bytes,
+    entries: dict[str, list[_Entry]],
+    declared_repositories: set[str],
+) -> bool:
+    """The config file's own fields and entries; False if it cannot be read at all."""
+    root, problem = compose_yaml(data, check.path)
     if problem is not None or root is None:
         assert problem is not None
-        return Config(path=path), [problem]
+        check.add(problem)
+        return False
     top = check.mapping(root, "", _TOP_FIELDS)
-    config = Config(path=path)
     if top is None:
-        return config, check.finish()
+        return False
 
     version = top.get("version")
     if version is None:
@@ -60,60 +128,143 @@ def read_config(
                     f"'{namespace}' is not a valid namespace; use up to 63 lowercase letters, "
                     "digits and '-', starting and ending with a letter or digit",
                 )
+    if "fluxManifests" in top:
+        config.flux_manifests = _flux_manifests(check, top["fluxManifests"])
 
-    declared_repositories: set[str] = set()
-    for repo, item, where in _entries(
-        check,
-        top,
-        "imageRepositories",
-        repositories.read_repository,
-        repositories.FIELDS,
-        declared_repositories,
-    ):
-        _add_unique(check, config.repositories, repo, item, where, "imageRepositories")
+    for section, reader, allowed in _SECTIONS:
+        declared = declared_repositories if section == "imageRepositories" else None
+        for obj, item, where in _entries(check, top, section, reader, allowed, declared):
+            obj.namespace = config.namespace
+            entries[section].append(_Entry(obj, check, item, where))
+    return True
 
-    for policy, item, where in _entries(
-        check, top, "imagePolicies", policies.read_policy, policies.FIELDS
-    ):
-        if policy.repository not in config.repositories:
-            ref_node = value_node(item, "imageRepositoryRef")
-            if policy.repository in declared_repositories:
-                check.error(
-                    ref_node,
-                    f"{where}.imageRepositoryRef",
-                    f"image repository '{policy.repository}' has errors (reported above); "
-                    "this policy is skipped until they are fixed",
-                )
-            else:
-                check.error(
-                    ref_node,
-                    f"{where}.imageRepositoryRef",
-                    f"no image repository named '{policy.repository}'"
-                    f"{did_you_mean(policy.repository, config.repositories)}; "
-                    "add it under imageRepositories or fix the name",
-                )
+
+def _flux_manifests(check: Checker, node: Node) -> tuple[str, ...]:
+    patterns = check.string_list(node, "fluxManifests")
+    if patterns is None:
+        return ()
+    kept = []
+    for index, (pattern, item) in enumerate(zip(patterns, node.value, strict=True)):
+        problem = manifests.pattern_problem(pattern)
+        if problem is None:
+            kept.append(pattern)
+        else:
+            check.error(item, f"fluxManifests[{index}]", problem)
+    return tuple(kept)
+
+
+def _read_manifest(
+    check: Checker,
+    config: Config,
+    content: bytes,
+    entries: dict[str, list[_Entry]],
+    declared_repositories: set[str],
+) -> None:
+    """The image objects of one Flux manifest, each read by its section's reader."""
+    for obj in manifests.read_objects(check, content, default_namespace=config.namespace):
+        where = f"{obj.kind.name} {obj.namespace}/{obj.name}"
+        before = check.count
+        check.namespace = obj.namespace
+        fields = check.mapping(obj.spec, f"{where}.spec", obj.kind.fields)
+        if fields is None:
             continue
-        _add_unique(check, config.policies, policy, item, where, "imagePolicies")
+        fields["name"] = obj.name_node
+        if obj.labels is not None:
+            fields["labels"] = obj.labels
+        source_ref = fields.pop("sourceRef", None)
+        if source_ref is not None:
+            _source_ref_notice(check, source_ref, f"{where}.spec.sourceRef")
+        if obj.kind.section == "imageRepositories":
+            declared_repositories.add(obj.name)
+        item = obj.document
+        read = obj.kind.reader
+        assert callable(read)
+        result = read(check, item, f"{where}.spec", fields, obj.name)
+        if check.count != before or result is None:
+            continue
+        result.namespace, result.path = obj.namespace, check.path
+        if obj.kind.section == "imageRepositories":
+            # The cluster's Secret has a name; the operator may keep credentials under it.
+            result.credentials = _secret_name(obj.spec)
+        if obj.kind.section == "imageUpdateAutomations":
+            _push_as_flux_does(result, obj.spec)
+        entries[obj.kind.section].append(_Entry(result, check, item, where))
 
-    items: dict[str, tuple[Node, str]] = {}
-    for automation, item, where in _entries(
-        check,
-        top,
-        "imageUpdateAutomations",
-        automations.read_automation,
-        automations.FIELDS,
-    ):
-        _add_unique(check, config.automations, automation, item, where, "imageUpdateAutomations")
-        items[automation.name] = (item, where)
-    _one_automation_per_push_branch(check, config, items, default_branch)
-    return config, check.finish()
+
+def _keys(node: Node) -> dict[str, Node]:
+    if not isinstance(node, MappingNode):
+        return {}
+    return {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
+
+
+def _secret_name(spec: Node) -> str | None:
+    secret_ref = _keys(spec).get("secretRef")
+    name = _keys(secret_ref).get("name") if secret_ref is not None else None
+    if isinstance(name, ScalarNode) and isinstance(name.value, str) and name.value:
+        return name.value
+    return None
+
+
+def _source_ref_notice(check: Checker, node: Node, where: str) -> None:
+    """A GitRepository is taken to be this repository (the manifest lives in it); any
+    other kind of source is one the bot does not update."""
+    kind = _keys(node).get("kind")
+    if kind is None or (isinstance(kind, ScalarNode) and kind.value == "GitRepository"):
+        return
+    check.warning(
+        node,
+        where,
+        f"cluster-only, not used: a source of kind {kind.value!r}; the bot always updates "
+        "the repository that holds the manifest",
+        only_notice=True,
+    )
+
+
+def _push_as_flux_does(automation: Any, spec: Node) -> None:
+    """Flux pushes to the checkout branch when ``git.push`` is absent: a direct commit."""
+    git = _keys(spec).get("git")
+    if (git is not None and "push" in _keys(git)) or automation.checkout_branch is None:
+        return
+    automation.push_branch = automation.checkout_branch
+
+
+def _resolve_repository(config: Config, entry: _Entry, declared: set[str]) -> bool:
+    """Whether the policy's image repository is there, in the namespace it names."""
+    policy, check = entry.obj, entry.check
+    ref_node = value_node(_spec_node(entry), "imageRepositoryRef")
+    path = f"{entry.where}.imageRepositoryRef"
+    repository = config.repositories.get(policy.repository)
+    if repository is None:
+        if policy.repository in declared:
+            check.error(
+                ref_node,
+                path,
+                f"image repository '{policy.repository}' has errors (reported above); "
+                "this policy is skipped until they are fixed",
+            )
+        else:
+            check.error(
+                ref_node,
+                path,
+                f"no image repository named '{policy.repository}'"
+                f"{did_you_mean(policy.repository, config.repositories)}; "
+                "add it under imageRepositories or fix the name",
+            )
+        return False
+    wanted = policy.repository_namespace or policy.namespace
+    if repository.namespace != wanted:
+        check.error(
+            ref_node,
+            path,
+            f"image repository '{policy.repository}' is in namespace "
+            f"'{repository.namespace}', not '{wanted}'; fix the namespace of the reference",
+        )
+        return False
+    return True
 
 
 def _one_automation_per_push_branch(
-    check: Checker,
-    config: Config,
-    items: dict[str, tuple[Node, str]],
-    default_branch: str | None,
+    config: Config, items: dict[str, _Entry], default_branch: str | None
 ) -> None:
     """Two automations proposing on one branch would overwrite each other: an error on both.
 
@@ -130,16 +281,13 @@ def _one_automation_per_push_branch(
         if len(names) < 2:
             continue
         for name in names:
-            item, where = items[name]
-            others = ", ".join(
-                f"'{other}' (line {config.automations[other].line})"
-                for other in names
-                if other != name
-            )
-            node = value_node(value_node(value_node(item, "git"), "push"), "branch")
-            check.error(
-                node if node is not item else value_node(item, "name"),
-                f"{where}.git.push.branch",
+            entry = items[name]
+            others = ", ".join(items[other].place for other in names if other != name)
+            spec = _spec_node(entry)
+            node = value_node(value_node(value_node(spec, "git"), "push"), "branch")
+            entry.check.error(
+                node if node is not spec else _name_node(entry),
+                f"{entry.where}.git.push.branch",
                 f"branch '{branch}' is also the push branch of {others}; each automation "
                 "needs its own branch (one pull request each), so set a different git.push.branch",
             )
@@ -171,15 +319,34 @@ def _entries(
             yield obj, item, where
 
 
-def _add_unique(
-    check: Checker, into: dict[str, Any], obj: Any, item: Node, where: str, section: str
-) -> None:
-    if obj.name in into:
-        check.error(
-            value_node(item, "name"),
-            f"{where}.name",
-            f"'{obj.name}' is already used in {section} (line {into[obj.name].line}); "
-            "names must be unique, rename one",
+def _add_unique(config: Config, into: dict[str, Any], entry: _Entry, section: str) -> bool:
+    """Names are unique per kind across the file and the manifests, in every namespace."""
+    obj = entry.obj
+    first = into.get(obj.name)
+    if first is None:
+        into[obj.name] = obj
+        return True
+    if not entry.check.manifest and not first.path:
+        message = (
+            f"'{obj.name}' is already used in {section} (line {first.line}); "
+            "names must be unique, rename one"
         )
-        return
-    into[obj.name] = obj
+    else:
+        message = (
+            f"'{obj.name}' is defined twice: at {config.file_of(first)}:{first.line} and at "
+            f"{entry.check.path}:{line_of(entry.item)}; names must be unique across the config "
+            "file and the Flux manifests (in every namespace), so remove or rename one"
+        )
+    entry.check.error(_name_node(entry), f"{entry.where}.name", message)
+    return False
+
+
+def _name_node(entry: _Entry) -> Node:
+    if entry.check.manifest:
+        return value_node(value_node(entry.item, "metadata"), "name")
+    return value_node(entry.item, "name")
+
+
+def _spec_node(entry: _Entry) -> Node:
+    """Where the entry's fields are: the list item, or the manifest's spec."""
+    return value_node(entry.item, "spec") if entry.check.manifest else entry.item

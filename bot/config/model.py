@@ -36,6 +36,8 @@ class ImageRepositoryConfig:
     insecure: bool | None = None  # None: plain http only for loopback
     credentials: str | None = None
     line: int = 0
+    namespace: str = DEFAULT_NAMESPACE
+    path: str = ""  # the Flux manifest it came from; "": the config file
 
 
 @dataclass
@@ -46,6 +48,9 @@ class ImagePolicyConfig:
     labels: dict[str, str] = field(default_factory=dict)
     interval: float | None = None  # set only with digestReflectionPolicy: Always
     line: int = 0
+    repository_namespace: str = ""  # imageRepositoryRef.namespace; "": the policy's own
+    namespace: str = DEFAULT_NAMESPACE
+    path: str = ""  # the Flux manifest it came from; "": the config file
 
 
 @dataclass
@@ -96,12 +101,17 @@ class AutomationConfig:
     #: Template name (`bot.update.templates.COMMIT_MESSAGE`...) -> the config line of its
     #: first line, so a template's problem points at its own line.
     template_lines: dict[str, int] = field(default_factory=dict)
+    namespace: str = DEFAULT_NAMESPACE
+    path: str = ""  # the Flux manifest it came from; "": the config file
 
     def __post_init__(self) -> None:
         if not self.push_branch:
             self.push_branch = f"{PUSH_BRANCH_PREFIX}{self.name}"
 
     def selects(self, policy: ImagePolicyConfig) -> bool:
+        """Flux: the policies of the automation's own namespace that its selector matches."""
+        if policy.namespace != self.namespace:
+            return False
         return self.policy_selector is None or self.policy_selector.matches(policy.labels)
 
     def base_branch(self, default_branch: str | None) -> str | None:
@@ -121,6 +131,12 @@ class Config:
     repositories: dict[str, ImageRepositoryConfig] = field(default_factory=dict)
     policies: dict[str, ImagePolicyConfig] = field(default_factory=dict)
     automations: dict[str, AutomationConfig] = field(default_factory=dict)
+    #: `fluxManifests:` paths and globs: where Flux objects that are part of this config live.
+    flux_manifests: tuple[str, ...] = ()
+
+    def file_of(self, item: ImageRepositoryConfig | ImagePolicyConfig | AutomationConfig) -> str:
+        """The file an object was read from: its Flux manifest, or the config file."""
+        return item.path or self.path
 
     def problem(
         self,
@@ -133,7 +149,7 @@ class Config:
         """A problem of one automation, at its entry in this config (or at ``line``)."""
         where = automation.line if line is None else line
         text = f"automation {automation.name!r}: {message}"
-        return Problem(self.path, where, 1, text, severity)
+        return Problem(self.file_of(automation), where, 1, text, severity)
 
     def shortest_interval(self) -> float:
         """How often the repository is due: its shortest automation, image or policy interval.

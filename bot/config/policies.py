@@ -33,7 +33,7 @@ def read_policy(
     check: Checker, item: Node, where: str, fields: dict[str, Node], name: str
 ) -> ImagePolicyConfig | None:
     before = check.count
-    repository = _repository_ref(check, item, where, fields)
+    repository, repository_namespace = _repository_ref(check, item, where, fields)
     labels = check.optional(fields, "labels", where, check.labels) or {}
     kind_fields = _policy_kind(check, item, where, fields)
     filter_pattern, filter_extract = _filter_tags(check, where, fields)
@@ -70,22 +70,29 @@ def read_policy(
         spec=spec,
         interval=interval,
         line=line_of(item),
+        repository_namespace=repository_namespace,
     )
 
 
-def _repository_ref(check: Checker, item: Node, where: str, fields: dict[str, Node]) -> str | None:
+def _repository_ref(
+    check: Checker, item: Node, where: str, fields: dict[str, Node]
+) -> tuple[str | None, str]:
+    """The image repository's name, and its namespace if the reference gives one."""
     node = fields.get("imageRepositoryRef")
     path = f"{where}.imageRepositoryRef"
     if node is None:
         check.error(item, path, "missing; name an entry of imageRepositories")
-        return None
+        return None, ""
     if isinstance(node, MappingNode):  # Flux's {name: ..., namespace: ...}
         ref = check.mapping(node, path, ("name", "namespace"))
         if ref is None:
-            return None
+            return None, ""
+        namespace = ""
         if "namespace" in ref:
-            namespace = check.string(ref["namespace"], f"{path}.namespace")
-            if namespace is not None and namespace != check.namespace:
+            namespace = check.string(ref["namespace"], f"{path}.namespace") or ""
+            # A Flux manifest may point into another namespace (`accessFrom` is the
+            # cluster's business); the config file has only the one.
+            if namespace and namespace != check.namespace and not check.manifest:
                 check.error(
                     ref["namespace"],
                     f"{path}.namespace",
@@ -93,9 +100,9 @@ def _repository_ref(check: Checker, item: Node, where: str, fields: dict[str, No
                 )
         if "name" not in ref:
             check.error(node, path, "missing 'name'; name an entry of imageRepositories")
-            return None
-        return check.nonempty_string(ref["name"], f"{path}.name")
-    return check.nonempty_string(node, path)
+            return None, namespace
+        return check.nonempty_string(ref["name"], f"{path}.name"), namespace
+    return check.nonempty_string(node, path), ""
 
 
 def _policy_kind(

@@ -4,7 +4,7 @@ The config file comes from any repository that installs the App, so this never
 constructs Python objects from it: ruamel.yaml's round-trip composer gives a
 node graph (each node has its line and column), and the rest of `bot.config`
 validates that graph field by field. Guards: a size limit, UTF-8 only, one
-document, and a budget on alias expansion ("billion laughs") and recursive aliases.
+document (Flux manifests: several), and a budget on alias expansion ("billion laughs") and recursive aliases.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from bot.problems import Problem, error
 #: Real configs are a few KiB; ruamel.yaml needs ~40 us per value, so this bounds a
 #: hostile file to a few seconds.
 MAX_CONFIG_BYTES = 128 * 1024
+#: One Flux manifest file: it may hold other objects too, so more than a config.
+MAX_MANIFEST_BYTES = 512 * 1024
 #: Nodes after expanding aliases; more than a file of this size can hold without aliases.
 MAX_EXPANDED_NODES = 200_000
 #: A config is about 7 levels deep; ruamel.yaml's scanner is quadratic in flow nesting.
@@ -40,40 +42,64 @@ def compose_yaml(data: str | bytes, path: str) -> tuple[Node | None, Problem | N
 
     ``data`` may be the file's raw bytes: they must be UTF-8 (a BOM is fine).
     """
+    documents, problem = _compose(data, path, MAX_CONFIG_BYTES, several=False)
+    if problem is not None:
+        return None, problem
+    if not documents:
+        return None, error(path, 1, 1, "the file is empty; start it with 'version: 1'")
+    return documents[0], None
+
+
+def compose_yaml_documents(data: str | bytes, path: str) -> tuple[list[Node], Problem | None]:
+    """Every document of a file (Kubernetes manifests hold several), or the one problem."""
+    return _compose(data, path, MAX_MANIFEST_BYTES, several=True)
+
+
+def _compose(
+    data: str | bytes, path: str, limit: int, *, several: bool
+) -> tuple[list[Node], Problem | None]:
     size = len(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data)
-    if size > MAX_CONFIG_BYTES:
-        return None, error(
+    if size > limit:
+        what = "Flux objects to read" if several else "a config"
+        return [], error(
             path,
             1,
             1,
-            f"the file is {size} bytes; the limit is {MAX_CONFIG_BYTES} bytes "
-            "(a config this large is not a config; shorten it)",
+            f"the file is {size} bytes; the limit is {limit} bytes "
+            f"(a file this large is not {what}; shorten it)",
         )
     if isinstance(data, bytes):
         text, problem = _decode(data, path)
         if problem is not None:
-            return None, problem
+            return [], problem
     else:
         text = data.removeprefix("\ufeff")
     try:
         problem = _depth_problem(text, path)
         if problem is not None:
-            return None, problem
+            return [], problem
         with warnings.catch_warnings():  # e.g. a reused anchor: fine, and not for our logs
             warnings.simplefilter("ignore")
-            node = YAML(typ="rt").compose(text)
+            yaml = YAML(typ="rt")
+            if several:
+                documents = [node for node in yaml.compose_all(text) if node is not None]
+            else:
+                node = yaml.compose(text)
+                documents = [] if node is None else [node]
     except MarkedYAMLError as err:
-        return None, _marked_problem(err, path)
+        return [], _marked_problem(err, path)
     except ReaderError as err:
         line, column = _position(text, err.position)
-        return None, error(path, line, column, f"invalid YAML: {_reader_message(err)}")
+        return [], error(path, line, column, f"invalid YAML: {_reader_message(err)}")
     except RecursionError:
-        return None, error(path, 1, 1, "invalid YAML: the file is nested too deeply")
+        return [], error(path, 1, 1, "invalid YAML: the file is nested too deeply")
     except YAMLError as err:
-        return None, error(path, 1, 1, f"invalid YAML: {str(err).splitlines()[0]}")
-    if node is None:
-        return None, error(path, 1, 1, "the file is empty; start it with 'version: 1'")
-    return node, _alias_problem(node, path)
+        return [], error(path, 1, 1, f"invalid YAML: {str(err).splitlines()[0]}")
+    for node in documents:
+        problem = _alias_problem(node, path)
+        if problem is not None:
+            return [], problem
+    return documents, None
 
 
 def _depth_problem(text: str, path: str) -> Problem | None:

@@ -4,7 +4,9 @@ One home for each fact:
 
 * ``deliveries``: webhook delivery ids, so a redelivered event is handled once;
 * ``installations`` and the ``repositories`` they grant;
-* per repository: the default-branch head and config of the last complete run,
+* per repository: the default-branch head and config of the last complete run
+  (``config_text``: the encoded `bot.config.sources.ConfigSources`, the config
+  file's own bytes when it lists no Flux manifests; ``config_sha``: their identity),
   a count of what the short-circuit can't see (``dirty``), and its place in the
   schedule: when it is due, who holds its lease until when, run requests and
   failures in a row;
