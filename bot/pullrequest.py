@@ -50,7 +50,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.config import AutomationConfig, Config
-from bot.github.errors import BranchMoved, NotFastForward, NotFound
+from bot.github.errors import BranchMoved, NotFastForward, NotFound, ValidationFailed
 from bot.github.pulls import Pulls
 from bot.github.repo import Repo
 from bot.github.trees import Tree
@@ -344,7 +344,8 @@ class Proposal:
         state.change_set = plan.change_set
         state.released_head = None
         await self._sync_labels()
-        return Outcome(f"opened #{state.pr_number}")
+        problems = await self._request_review(state.pr_number)
+        return Outcome(f"opened #{state.pr_number}", problems)
 
     async def _write_branch(self, sha: str) -> bool:
         """Create the branch at `sha`, or force it there from a head the bot may move.
@@ -375,6 +376,44 @@ class Proposal:
                 state.written_sha, state.prior_sha = before
                 return False
             return True
+
+    async def _request_review(self, number: int) -> list[Problem]:
+        """``pullRequest.assignees``, ``reviewers`` and ``teamReviewers``, asked for once, as
+        the PR opens. Whom GitHub refuses is a warning: the PR stands without them."""
+        automation, problems = self.automation, []
+        if automation.pr_assignees:
+            assigned = {login.lower() for login in await self.pulls.add_assignees(
+                number, automation.pr_assignees)}  # fmt: skip
+            left_out = [p for p in automation.pr_assignees if p.lower() not in assigned]
+            if left_out:
+                problems.append(self._warning(
+                    f"pullRequest.assignees: GitHub did not assign {', '.join(left_out)} to "
+                    f"#{number}: each must be a person with access to this repository"))  # fmt: skip
+        requests = [("reviewers", p) for p in automation.pr_reviewers]
+        requests += [("team_reviewers", t) for t in automation.pr_team_reviewers]
+        if not requests:
+            return problems
+        try:
+            await self.pulls.request_reviewers(
+                number, reviewers=automation.pr_reviewers, teams=automation.pr_team_reviewers
+            )
+        except ValidationFailed as refused:
+            # All or nothing on GitHub's side: ask for each alone, to know whom it refuses.
+            refusals = []
+            for kind, name in requests if len(requests) > 1 else []:
+                try:
+                    await self.pulls.request_reviewers(
+                        number,
+                        reviewers=[name] if kind == "reviewers" else [],
+                        teams=[name] if kind == "team_reviewers" else [],
+                    )
+                except ValidationFailed:
+                    refusals.append(name)
+            names = ", ".join(refusals or [name for _kind, name in requests])
+            problems.append(self._warning(
+                f"pullRequest.reviewers: GitHub did not ask {names} to review #{number} "
+                f"({refused.message}); name people and teams with access to this repository"))  # fmt: skip
+        return problems
 
     async def _sync_labels(self) -> None:
         state = self.state

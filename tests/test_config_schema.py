@@ -119,6 +119,11 @@ REJECTED = {
     "unknown top-level field": config("imageRepository: []\n"),
     "namespace not a DNS label": config("namespace: Flux_System\n"),
     "fluxManifests not a list": config("fluxManifests: clusters/prod\n"),
+    "assignee not a login": automation("    pullRequest: {assignees: ['not a login']}\n"),
+    "eleven assignees": automation(
+        "    pullRequest: {assignees: [" + ", ".join(f"p{i}" for i in range(11)) + "]}\n"
+    ),
+    "team reviewer not a slug": automation("    pullRequest: {teamReviewers: ['-team']}\n"),
     "fluxManifests outside the repository": config("fluxManifests: [../other]\n"),
     "fluxManifests absolute": config("fluxManifests: [/etc/flux]\n"),
     "fluxManifests empty entry": config("fluxManifests: [' ']\n"),

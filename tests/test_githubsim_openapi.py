@@ -173,6 +173,14 @@ async def _walk_every_route(api: Api, sim, app_id: int, private_pem: str, inst: 
     await api.delete(f"/repos/{REPO}/issues/{number}/labels/a")
     await api.delete(f"/repos/{REPO}/issues/{number}/labels/a")  # 404
     await api.post(f"/repos/{REPO}/issues/{number}/comments", {"body": "hi"})
+    sim.add_collaborator(REPO, "mona")
+    sim.add_team(REPO, "reviewers")
+    await api.post(f"/repos/{REPO}/issues/{number}/assignees", {"assignees": ["mona", "nobody"]})
+    await api.post(f"/repos/{REPO}/pulls/{number}/requested_reviewers",
+                   {"reviewers": ["mona"], "team_reviewers": ["reviewers"]})  # fmt: skip
+    await api.post(f"/repos/{REPO}/pulls/{number}/requested_reviewers",
+                   {"reviewers": ["nobody"]})  # 422  # fmt: skip
+    await api.get(f"/repos/{REPO}/pulls/{number}")  # assignees and requested reviewers shown
     await api.get(f"/repos/{REPO}/issues?state=all")
     await api.get(f"/repos/{REPO}/labels")
     await api.post(f"/repos/{REPO}/labels", {"name": "deps", "color": "00ff00"})

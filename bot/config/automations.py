@@ -8,8 +8,13 @@ import posixpath
 from ruamel.yaml.nodes import Node
 
 from bot.config.checker import Checker, line_of
-from bot.config.grammar import is_valid_branch_name
-from bot.config.model import DEFAULT_AUTOMATION_INTERVAL, UPDATE_STRATEGIES, AutomationConfig
+from bot.config.grammar import is_github_login, is_team_slug, is_valid_branch_name
+from bot.config.model import (
+    DEFAULT_AUTOMATION_INTERVAL,
+    MAX_ASSIGNEES,
+    UPDATE_STRATEGIES,
+    AutomationConfig,
+)
 from bot.update.template_names import COMMIT_MESSAGE, PR_BODY, PR_TITLE
 
 FIELDS = (
@@ -138,7 +143,11 @@ def _update(check: Checker, node: Node, path: str, automation: AutomationConfig)
 
 
 def _pull_request(check: Checker, node: Node, path: str, automation: AutomationConfig) -> None:
-    pr = check.mapping(node, path, ("title", "bodyTemplate", "labels", "draft"))
+    pr = check.mapping(
+        node,
+        path,
+        ("title", "bodyTemplate", "labels", "draft", "assignees", "reviewers", "teamReviewers"),
+    )
     if pr is None:
         return
     if "title" in pr:
@@ -160,3 +169,31 @@ def _pull_request(check: Checker, node: Node, path: str, automation: AutomationC
     if "draft" in pr:
         draft = check.boolean(pr["draft"], f"{path}.draft")
         automation.pr_draft = bool(draft)
+    automation.pr_assignees = _people(check, pr, "assignees", path)
+    if len(automation.pr_assignees) > MAX_ASSIGNEES:
+        check.error(
+            pr["assignees"],
+            f"{path}.assignees",
+            f"has {len(automation.pr_assignees)} people; GitHub assigns at most {MAX_ASSIGNEES}",
+        )
+    automation.pr_reviewers = _people(check, pr, "reviewers", path)
+    automation.pr_team_reviewers = _people(check, pr, "teamReviewers", path, teams=True)
+
+
+def _people(
+    check: Checker, pr: dict[str, Node], key: str, path: str, *, teams: bool = False
+) -> list[str]:
+    """GitHub logins, or team slugs (``org/slug`` is taken as ``slug``), in order, once each."""
+    if key not in pr:
+        return []
+    names = check.string_list(pr[key], f"{path}.{key}") or []
+    kept: list[str] = []
+    for index, name in enumerate(names):
+        value = name.rsplit("/", 1)[-1] if teams else name.removeprefix("@")
+        valid = is_team_slug(value) if teams else is_github_login(value)
+        if not valid:
+            what = "a team's slug, like platform-team" if teams else "a GitHub login, like octocat"
+            check.error(pr[key].value[index], f"{path}.{key}[{index}]", f"'{name}' is not {what}")
+        elif value.lower() not in (k.lower() for k in kept):
+            kept.append(value)
+    return kept

@@ -83,3 +83,17 @@ def re2_error(pattern: str) -> str | None:
     except Exception as err:  # whatever the RE2 layer raises, it is about the pattern
         return str(err)
     return None
+
+
+# GitHub's own rules: a login is 1-39 letters, digits and single hyphens, not at either
+# end; a team slug is what GitHub makes of a team's name (letters, digits, '-', '_', '.').
+_GITHUB_LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")
+_TEAM_SLUG = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def is_github_login(text: str) -> bool:
+    return _GITHUB_LOGIN.fullmatch(text) is not None
+
+
+def is_team_slug(text: str) -> bool:
+    return _TEAM_SLUG.fullmatch(text) is not None

@@ -20,6 +20,7 @@ DEFAULT_AUTOMATION_INTERVAL = 1800.0  # 30m
 DEFAULT_POLICY_INTERVAL = 600.0  # 10m, Flux's default for digestReflectionPolicy: Always
 MIN_TIMEOUT = 1.0  # Flux raises any shorter timeout to 1s
 MAX_EXCLUSION_LIST = 25  # Flux's CRD limit
+MAX_ASSIGNEES = 10  # GitHub assigns at most 10 people to an issue or PR
 DEFAULT_AUTHOR_NAME = "image-automation[bot]"
 PUSH_BRANCH_PREFIX = "image-automation/"
 UPDATE_STRATEGIES = ("Setters",)  # update.strategy: Flux knows only this one
@@ -97,6 +98,10 @@ class AutomationConfig:
     pr_body_template: str | None = None
     pr_labels: list[str] = field(default_factory=list)
     pr_draft: bool = False
+    #: Asked for once, when the PR is opened: GitHub logins, and team slugs of the owner.
+    pr_assignees: list[str] = field(default_factory=list)
+    pr_reviewers: list[str] = field(default_factory=list)
+    pr_team_reviewers: list[str] = field(default_factory=list)
     line: int = 0
     #: Template name (`bot.update.templates.COMMIT_MESSAGE`...) -> the config line of its
     #: first line, so a template's problem points at its own line.

@@ -136,6 +136,27 @@ class Pulls:
             data={"labels": list(labels)},
         )
 
+    async def add_assignees(self, number: int, logins: list[str]) -> list[str]:
+        """Assign people; returns who is assigned now (GitHub leaves out, without an error,
+        anyone who may not be assigned)."""
+        issue = await self.gh.post(
+            "/repos/{owner}/{repo}/issues/{number}/assignees",
+            self._vars(number=number),
+            data={"assignees": list(logins)},
+        )
+        return [person["login"] for person in issue.get("assignees") or []]
+
+    async def request_reviewers(
+        self, number: int, *, reviewers: list[str], teams: list[str]
+    ) -> None:
+        """Ask for reviews; GitHub refuses the whole request (422) if one person or team
+        cannot review here."""
+        await self.gh.post(
+            "/repos/{owner}/{repo}/pulls/{number}/requested_reviewers",
+            self._vars(number=number),
+            data={"reviewers": list(reviewers), "team_reviewers": list(teams)},
+        )
+
     async def comment(self, number: int, body: str) -> None:
         await self.gh.post(
             "/repos/{owner}/{repo}/issues/{number}/comments",

@@ -177,6 +177,20 @@ async def create_repo_label(request: web.Request) -> web.Response:
     return json_response(shapes.label(base_url(request), repo, label), status=201)
 
 
+async def add_assignees(request: web.Request) -> web.Response:
+    """GitHub's rule: people who may not be assigned are left out without an error."""
+    repo, pr = _writable_issue(request)
+    body = await read_object(request)
+    wanted = body.get("assignees", [])
+    if not isinstance(wanted, list) or not all(isinstance(x, str) for x in wanted):
+        raise validation_failed({"resource": "Issue", "field": "assignees", "code": "invalid"})
+    for login in wanted[:10]:
+        if repo.is_collaborator(login) and login.lower() not in map(str.lower, pr.assignees):
+            pr.assignees.append(sim_of(request).users[login.lower()].login)
+    issue = shapes.issue_for_pull(base_url(request), repo, pr)
+    return json_response(issue, status=201)
+
+
 ROUTES = [
     ("GET", "/repos/{owner}/{repo}/issues", list_issues),
     ("GET", "/repos/{owner}/{repo}/issues/{issue_number}/labels", list_issue_labels),
@@ -184,6 +198,7 @@ ROUTES = [
     ("PUT", "/repos/{owner}/{repo}/issues/{issue_number}/labels", set_labels),
     ("DELETE", "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}", remove_label),
     ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", create_comment),
+    ("POST", "/repos/{owner}/{repo}/issues/{issue_number}/assignees", add_assignees),
     ("GET", "/repos/{owner}/{repo}/labels", list_repo_labels),
     ("POST", "/repos/{owner}/{repo}/labels", create_repo_label),
 ]

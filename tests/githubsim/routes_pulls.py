@@ -6,7 +6,7 @@ from aiohttp import web
 
 from . import pullops, shapes
 from .credentials import CALLER
-from .protocol import json_response, not_found, paginate, read_object, validation_failed
+from .protocol import ApiError, json_response, not_found, paginate, read_object, validation_failed
 from .routes_repos import base_url, repo_for
 from .sim import sim_of
 from .state import Pull, Repository
@@ -35,6 +35,35 @@ def render(request: web.Request, repo: Repository, pr: Pull, *, full: bool) -> d
     owner_type = sim.account_type(repo.owner)
     mergeable = sim.mergeable(repo, pr) if full else None
     return shapes.pull(base_url(request), repo, pr, owner_type, full=full, mergeable=mergeable)
+
+
+async def request_reviewers(request: web.Request) -> web.Response:
+    """All or nothing, as on GitHub: one person or team without access refuses the lot."""
+    _, repo = repo_for(request, "pull_requests", "write")
+    pr = _pull(request, repo)
+    body = await read_object(request)
+    people, teams = body.get("reviewers", []), body.get("team_reviewers", [])
+    for value in (people, teams):
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise validation_failed({"resource": "PullRequest", "field": "reviewers", "code": "invalid"})
+    if any(login.lower() == pr.user.lower() for login in people):
+        raise ApiError(422, "Review cannot be requested from pull request author.")
+    if not all(repo.is_collaborator(p) for p in people) or not all(
+        t.lower() in repo.teams for t in teams
+    ):
+        raise ApiError(
+            422,
+            "Reviews may only be requested from collaborators. One or more of the users or "
+            f"teams you specified is not a collaborator of the {repo.full_name} repository.",
+        )
+    users = sim_of(request).users
+    for login in people:
+        if login.lower() not in map(str.lower, pr.requested_reviewers):
+            pr.requested_reviewers.append(users[login.lower()].login)
+    for slug in teams:
+        if slug.lower() not in pr.requested_teams:
+            pr.requested_teams.append(slug.lower())
+    return json_response(render(request, repo, pr, full=False), status=201)
 
 
 async def create_pull(request: web.Request) -> web.Response:
@@ -119,4 +148,5 @@ ROUTES = [
     ("GET", "/repos/{owner}/{repo}/pulls/{pull_number}", get_pull),
     ("PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}", update_pull),
     ("PUT", "/repos/{owner}/{repo}/pulls/{pull_number}/merge", merge_pull),
+    ("POST", "/repos/{owner}/{repo}/pulls/{pull_number}/requested_reviewers", request_reviewers),
 ]

@@ -51,6 +51,27 @@ def user(base: str, login: str, kind: str = "User") -> dict:
     }
 
 
+def team(base: str, repo: Repository, slug: str) -> dict:
+    """A team of the repository's owner (an organisation), as a PR's requested team."""
+    url = f"{base}/orgs/{repo.owner}/teams/{slug}"
+    return {
+        "id": stable_id(f"team:{repo.owner}/{slug}"),
+        "node_id": node_id("T_", f"{repo.owner}/{slug}"),
+        "url": url,
+        "html_url": f"{base}/orgs/{repo.owner}/teams/{slug}",
+        "name": slug,
+        "slug": slug,
+        "description": None,
+        "privacy": "closed",
+        "notification_setting": "notifications_enabled",
+        "permission": "push",
+        "members_url": f"{url}/members{{/member}}",
+        "repositories_url": f"{url}/repos",
+        "parent": None,
+        "type": "organization",
+    }
+
+
 def repository(base: str, repo: Repository, owner_type: str, *, full: bool = False,
                push: bool = True) -> dict:  # fmt: skip
     url = f"{base}/repos/{repo.full_name}"
@@ -385,10 +406,10 @@ def pull(base: str, repo: Repository, pr: Pull, owner_type: str, *, full: bool,
         "closed_at": iso(pr.closed_at),
         "merged_at": iso(pr.merged_at),
         "merge_commit_sha": pr.merge_commit_sha,
-        "assignee": None,
-        "assignees": [],
-        "requested_reviewers": [],
-        "requested_teams": [],
+        "assignee": user(base, pr.assignees[0], "User") if pr.assignees else None,
+        "assignees": [user(base, login, "User") for login in pr.assignees],
+        "requested_reviewers": [user(base, login, "User") for login in pr.requested_reviewers],
+        "requested_teams": [team(base, repo, slug) for slug in pr.requested_teams],
         "head": _branch_side(base, repo, owner_type, pr.head, pr.head_sha),
         "base": _branch_side(base, repo, owner_type, pr.base, pr.base_sha),
         "_links": {
@@ -446,8 +467,8 @@ def issue_for_pull(base: str, repo: Repository, pr: Pull) -> dict:
         "body": pr.body,
         "user": user(base, pr.user, pr.user_type),
         "labels": [label(base, repo, repo.labels[n.lower()]) for n in pr.labels],
-        "assignee": None,
-        "assignees": [],
+        "assignee": user(base, pr.assignees[0], "User") if pr.assignees else None,
+        "assignees": [user(base, login, "User") for login in pr.assignees],
         "milestone": None,
         "locked": False,
         "active_lock_reason": None,

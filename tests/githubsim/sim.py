@@ -215,6 +215,16 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
             return None
         return self.push(full_name, default_branch, files, message=message, author=author)
 
+    def add_collaborator(self, repo: str, login: str) -> None:
+        """Give a person (made if new) write access to `repo`: assignable, reviewable."""
+        if login.lower() not in self.users:
+            self.create_user(login)
+        self.repo(repo).collaborators.add(login.lower())
+
+    def add_team(self, repo: str, slug: str) -> None:
+        """A team of the owning organisation with access to `repo` (reviews can be asked of it)."""
+        self.repo(repo).teams.add(slug.lower())
+
     def create_label(self, repo: str, name: str, color: str = "ededed",
                      description: str | None = None) -> None:  # fmt: skip
         self.ensure_label(self.repo(repo), name, color, description)
@@ -242,7 +252,9 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
                 "user": pr.user, "labels": list(pr.labels),
                 "comments": [{"body": c.body, "user": c.user} for c in pr.comments],
                 "merged": pr.merged, "merged_by": pr.merged_by.login if pr.merged_by else None,
-                "merge_commit_sha": pr.merge_commit_sha,
+                "merge_commit_sha": pr.merge_commit_sha, "assignees": list(pr.assignees),
+                "requested_reviewers": list(pr.requested_reviewers),
+                "requested_teams": list(pr.requested_teams),
             })  # fmt: skip
         return out
 

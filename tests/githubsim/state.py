@@ -109,6 +109,9 @@ class Pull:
     merged_at: float | None = None
     merged_by: User | None = None
     merge_commit_sha: str | None = None
+    assignees: list[str] = field(default_factory=list)
+    requested_reviewers: list[str] = field(default_factory=list)
+    requested_teams: list[str] = field(default_factory=list)
 
     @property
     def merged(self) -> bool:
@@ -147,6 +150,12 @@ class Repository:
     pulls: dict[int, Pull] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)  # keyed by lower-case name
     check_runs: dict[int, CheckRun] = field(default_factory=dict)
+    #: People (lower-case logins) with write access besides the owner, and teams (slugs).
+    collaborators: set[str] = field(default_factory=set)
+    teams: set[str] = field(default_factory=set)
+
+    def is_collaborator(self, login: str) -> bool:
+        return login.lower() in self.collaborators or login.lower() == self.owner.lower()
 
     @property
     def full_name(self) -> str:
