@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from bot import metrics
@@ -55,7 +56,7 @@ from bot.planner import (
 )
 from bot.policy.evaluate import Ranking, rank_tags
 from bot.policy.model import PolicyError, PolicySpec
-from bot.problems import Problem, error
+from bot.problems import Problem, Severity, error
 from bot.pullrequest import Outcome, Proposal
 from bot.rankings import RankingCache
 from bot.scheduler import Postpone, RetryLater
@@ -104,6 +105,8 @@ class Deps:
     #: Put the problems a check run shows in each PR's body too (`python -m bot run`, whose
     #: token usually may not create check runs).
     problems_in_pr: bool = False
+    #: Now, for automations' schedules (tests set it).
+    clock: Callable[[], float] = time.time
 
 
 @dataclass
@@ -191,6 +194,7 @@ async def _reconcile_installed(
     # 4. Short-circuit: base heads, config, observed policies, branches as last time.
     if await run.unchanged():
         outcome.short_circuited = True
+        run.wake_when_windows_open()
         return outcome
     async with deps.full_runs:
         # 5. Each automation: read, plan, bring its branch and PR in line.
@@ -226,6 +230,7 @@ class _Run:
         self.base_heads: dict[str, str] = {}
         self.missing: set[str] = set()
         self.reports: list[AutomationReport] = []
+        self.deferred: list[str] = []  # automations outside their schedule this run
 
     @property
     def automations(self) -> list[AutomationConfig]:
@@ -276,15 +281,18 @@ class _Run:
         except (WallTimeExceeded, WorkerLost) as exc:
             seconds = self.deps.budget.max_seconds
             why = f"took longer than {seconds:g} s" if isinstance(exc, WallTimeExceeded) else exc
-            self.config, self.config_problems = Config(), [
-                error(
-                    CONFIG_PATH,
-                    1,
-                    1,
-                    f"reading the Flux manifests failed ({why}); list fewer or smaller files "
-                    "in fluxManifests",
-                )
-            ]
+            self.config, self.config_problems = (
+                Config(),
+                [
+                    error(
+                        CONFIG_PATH,
+                        1,
+                        1,
+                        f"reading the Flux manifests failed ({why}); list fewer or smaller files "
+                        "in fluxManifests",
+                    )
+                ],
+            )
         self.outcome.problems.extend(self.config_problems)
         self.outcome.next_run = self.config.shortest_interval()
         return True
@@ -390,6 +398,7 @@ class _Run:
         unchanged = (
             not self.moved
             and not record.dirty
+            and not self._window_opened()
             and record.config_sha == self.config_sha
             and self.previous_latest == self.observation.latest
             and set(record.policy_errors) == set(self.observation.errors)
@@ -416,6 +425,60 @@ class _Run:
                     return False
         return unchanged
 
+    def _window_opened(self) -> bool:
+        """Did an automation the last run left for its schedule enter a window since?"""
+        now = self._now()
+        for name in self.record.deferred:
+            automation = self.config.automations.get(name)
+            if automation is None or automation.schedule is None:
+                return True  # gone, or no longer scheduled: the run must look at it
+            if automation.schedule.is_open(now):
+                return True
+        return False
+
+    def wake_when_windows_open(self) -> None:
+        """Due again when a waiting automation's window opens, if that is before its interval."""
+        now = self._now()
+        for name in self.record.deferred:
+            automation = self.config.automations.get(name)
+            if automation is not None and automation.schedule is not None:
+                self._wake_at(automation.schedule.next_open(now), now)
+
+    def _wake_at(self, opens: datetime | None, now: datetime) -> None:
+        if opens is not None:
+            wait = max((opens - now).total_seconds(), 1.0)
+            self.outcome.next_run = min(self.outcome.next_run or wait, wait)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.deps.clock(), UTC)
+
+    def _outside_schedule(self, automation: AutomationConfig) -> bool:
+        """Outside its windows: left as it is, the check run says when the next one opens,
+        and the repository is due again then."""
+        schedule = automation.schedule
+        now = self._now()
+        if schedule is None or schedule.is_open(now):
+            return False
+        self.deferred.append(automation.name)
+        opens = schedule.next_open(now)
+        if opens is None:
+            when = "none of its windows opens within a year"
+        else:
+            when = f"the next window opens at {opens:%Y-%m-%d %H:%M} {schedule.timezone}"
+            self._wake_at(opens, now)
+        problem = self.config.problem(
+            automation,
+            f"outside its schedule: {when}; its pull request is opened or updated then",
+            line=automation.schedule_line or None,
+            severity=Severity.NOTICE,
+        )
+        self._report(
+            AutomationReport(
+                automation.name, self.head_sha, "waiting for its schedule", problems=[problem]
+            )  # fmt: skip
+        )
+        return True
+
     def _state_at_start(self, automation: AutomationConfig) -> AutomationState:
         stored = self.snapshot.automations.get(automation.name)
         return stored or AutomationState(self.repo.full_name, automation.name)
@@ -428,6 +491,8 @@ class _Run:
     async def _run_automation(self, automation: AutomationConfig) -> None:
         branch = automation.base_branch(self.record.default_branch)
         assert branch is not None
+        if self._outside_schedule(automation):
+            return
         if branch in self.missing:
             problem = self.config.problem(automation, f"no branch {branch!r} to check out")
             self._report(
@@ -590,6 +655,7 @@ class _Run:
     def remember(self) -> None:
         self.store.save_latest(self.repo.full_name, self.observation.latest)
         self.record.policy_errors = self._policy_errors()
+        self.record.deferred = list(self.deferred)
         assert self.record.default_branch is not None
         self._save_record(head_sha=self.base_heads[self.record.default_branch])
 

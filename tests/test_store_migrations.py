@@ -56,7 +56,7 @@ def test_a_database_written_by_release_0_1_upgrades_in_place_with_every_fact(tmp
     assert again.automation_state("octo-org/app", "prod") == state
     again.close()
     with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [("0002",)]
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
 
 
 def test_the_migrated_schema_is_the_declared_one(database_url):
@@ -136,7 +136,7 @@ def test_replicas_starting_together_on_a_fresh_database_migrate_once(database_ur
     with engine.connect() as connection:
         versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).all()
     engine.dispose()
-    assert versions == [("0002",)]
+    assert versions == [("0003",)]
 
 
 def store_url(url: str) -> str:

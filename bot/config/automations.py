@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import posixpath
 
-from ruamel.yaml.nodes import Node
+from ruamel.yaml.nodes import Node, SequenceNode
 
 from bot.config.checker import Checker, line_of
 from bot.config.grammar import is_github_login, is_team_slug, is_valid_branch_name
@@ -15,6 +15,7 @@ from bot.config.model import (
     UPDATE_STRATEGIES,
     AutomationConfig,
 )
+from bot.config.schedule import Schedule, ScheduleError, parse_timezone, parse_window
 from bot.update.template_names import COMMIT_MESSAGE, PR_BODY, PR_TITLE
 
 FIELDS = (
@@ -24,6 +25,7 @@ FIELDS = (
     "update",
     "policySelector",
     "pullRequest",
+    "schedule",
 )
 
 _REF_HINTS = {
@@ -59,7 +61,46 @@ def read_automation(
         )
     if "pullRequest" in fields:
         _pull_request(check, fields["pullRequest"], f"{where}.pullRequest", automation)
+    if "schedule" in fields:
+        automation.schedule = _schedule(check, fields["schedule"], f"{where}.schedule")
+        automation.schedule_line = line_of(fields["schedule"])
     return automation
+
+
+def _schedule(check: Checker, node: Node, path: str) -> Schedule | None:
+    """``schedule: {timezone: Europe/Berlin, windows: [...]}``, or just the list (UTC)."""
+    timezone, windows_node = "UTC", node
+    if not isinstance(node, SequenceNode):
+        fields = check.mapping(node, path, ("timezone", "windows"))
+        if fields is None:
+            return None
+        if "windows" not in fields:
+            check.error(node, path, "missing 'windows', e.g. windows: ['after 22:00 on weekdays']")
+            return None
+        windows_node = fields["windows"]
+        if "timezone" in fields:
+            name = check.nonempty_string(fields["timezone"], f"{path}.timezone")
+            try:
+                timezone = parse_timezone(name) if name is not None else timezone
+            except ScheduleError as err:
+                check.error(fields["timezone"], f"{path}.timezone", str(err))
+                return None
+        path = f"{path}.windows"
+    texts = check.string_list(windows_node, path)
+    if texts is None:
+        return None
+    if not texts:
+        check.error(windows_node, path, "empty; give at least one window")
+        return None
+    windows = []
+    for index, text in enumerate(texts):
+        try:
+            windows.append(parse_window(text))
+        except ScheduleError as err:
+            check.error(windows_node.value[index], f"{path}[{index}]", str(err))
+    if len(windows) != len(texts):
+        return None
+    return Schedule(timezone=timezone, windows=tuple(windows))
 
 
 def _git(check: Checker, node: Node, path: str, automation: AutomationConfig) -> None:

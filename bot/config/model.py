@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from bot.config.schedule import Schedule
 from bot.imageref import ImageRef
 from bot.policy.model import DEFAULT_EXCLUSION_LIST, PolicySpec
 from bot.problems import Problem, Severity
@@ -102,6 +103,9 @@ class AutomationConfig:
     pr_assignees: list[str] = field(default_factory=list)
     pr_reviewers: list[str] = field(default_factory=list)
     pr_team_reviewers: list[str] = field(default_factory=list)
+    #: When it may open and update its PR (None: any time), and its line in the config.
+    schedule: Schedule | None = None
+    schedule_line: int = 0
     line: int = 0
     #: Template name (`bot.update.templates.COMMIT_MESSAGE`...) -> the config line of its
     #: first line, so a template's problem points at its own line.

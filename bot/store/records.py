@@ -20,6 +20,8 @@ class RepositoryRecord:
     dirty: int = 1
     #: Policy name -> message of the policies that failed in the last complete run.
     policy_errors: dict[str, str] = field(default_factory=dict)
+    #: Automations the last complete run left for their schedule's next window.
+    deferred: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -28,6 +28,7 @@ REPOSITORY_COLUMNS = (
     t.repositories.c.config_text,
     t.repositories.c.dirty,
     t.repositories.c.policy_errors,
+    t.repositories.c.deferred,
 )
 
 # Built once: SQLAlchemy then reuses their cache keys and compiled SQL. The name lists
@@ -92,6 +93,7 @@ def repository_from_row(row: sa.Row) -> RepositoryRecord:
         config_text=bytes(config_text) if config_text is not None else None,
         dirty=int(row[6]),
         policy_errors=json.loads(row[7] or "{}"),
+        deferred=json.loads(row[8] or "[]"),
     )
 
 

@@ -14,6 +14,7 @@ One home for each fact:
   only copy of it;
 * ``automations``: per automation, the branch the bot writes and its PR;
 * ``declined`` and ``merged``: what became of the bot's PRs;
+* ``tags_seen``: when each tag of an image was first seen (``minimumReleaseAge``);
 * ``health``: the one row readiness writes.
 
 Times are Unix seconds (float), the same on both engines.
@@ -73,6 +74,8 @@ repositories = Table(
     Column("lease_expires", Float),
     Column("requests", Integer, nullable=False, server_default=text("0")),
     Column("failures", Integer, nullable=False, server_default=text("0")),
+    # Automations left for their schedule's next window (migration 0003): JSON list.
+    Column("deferred", Text),
     Index("repositories_due_at", "due_at"),
     Index("repositories_installation", "installation_id"),
 )
@@ -125,6 +128,16 @@ merged = Table(
     Column("pr_number", Integer, primary_key=True, autoincrement=False),
     Column("change_set", Text),
     Column("merged_at", Float, nullable=False),
+)
+
+#: When the bot first saw each tag of an image repository (migration 0003), for
+#: ``minimumReleaseAge``; 0 for the tags already there at the image's first scan.
+tags_seen = Table(
+    "tags_seen",
+    metadata,
+    Column("image", Text, primary_key=True),
+    Column("tag", Text, primary_key=True),
+    Column("first_seen", Float, nullable=False),
 )
 
 health = Table(

@@ -285,6 +285,7 @@ class Store(PullRequestOutcomes):
                 config_sha=record.config_sha,
                 config_text=record.config_text,
                 policy_errors=json.dumps(record.policy_errors, sort_keys=True),
+                deferred=json.dumps(sorted(record.deferred)) if record.deferred else None,
             )
         )
 
