@@ -25,6 +25,7 @@ from bot import metrics
 from bot.checkrun import AutomationReport, CheckRun, render_checks
 from bot.config import CONFIG_PATH, AutomationConfig, Config
 from bot.config.manifests import manifest_paths, mentions_flux_objects
+from bot.config.schedule import Schedule
 from bot.config.sources import ConfigSources, sources_identity
 from bot.config.yaml import MAX_MANIFEST_BYTES
 from bot.configcache import ConfigCache
@@ -425,24 +426,27 @@ class _Run:
                     return False
         return unchanged
 
+    def _waiting(self) -> list[tuple[str, Schedule | None]]:
+        """The automations the last run left for their schedule, and their schedule now
+        (None: gone from the config, or no longer scheduled)."""
+        found = (self.config.automations.get(name) for name in self.record.deferred)
+        return [
+            (name, automation.schedule if automation is not None else None)
+            for name, automation in zip(self.record.deferred, found, strict=True)
+        ]
+
     def _window_opened(self) -> bool:
         """Did an automation the last run left for its schedule enter a window since?"""
         now = self._now()
-        for name in self.record.deferred:
-            automation = self.config.automations.get(name)
-            if automation is None or automation.schedule is None:
-                return True  # gone, or no longer scheduled: the run must look at it
-            if automation.schedule.is_open(now):
-                return True
-        return False
+        # Gone, or no longer scheduled: the run must look at it.
+        return any(schedule is None or schedule.is_open(now) for _, schedule in self._waiting())
 
     def wake_when_windows_open(self) -> None:
         """Due again when a waiting automation's window opens, if that is before its interval."""
         now = self._now()
-        for name in self.record.deferred:
-            automation = self.config.automations.get(name)
-            if automation is not None and automation.schedule is not None:
-                self._wake_at(automation.schedule.next_open(now), now)
+        for _name, schedule in self._waiting():
+            if schedule is not None:
+                self._wake_at(schedule.next_open(now), now)
 
     def _wake_at(self, opens: datetime | None, now: datetime) -> None:
         if opens is not None:
