@@ -8,12 +8,16 @@ reads the GitHub API; both hand the same bytes to this module.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import time
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.config import AutomationConfig, Config, ImagePolicyConfig, ImageRepositoryConfig
+from bot.imagemeta import ImageMetadata
+from bot.imageref import canonical_name
 from bot.policy import LatestRef, evaluate
 from bot.policy.evaluate import RankTags, rank_inline
 from bot.policy.model import DigestLookup, InvalidPolicyError, PolicyError
@@ -58,6 +62,27 @@ class TagSource(Protocol):
         self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
     ) -> DigestLookup: ...
 
+    def metadata_lookup(self, image_repository: ImageRepositoryConfig) -> MetadataLookup:
+        """An async ``tag -> ImageMetadata | None`` (None: the image does not say)."""
+        ...
+
+
+MetadataLookup = Callable[[str], Awaitable[ImageMetadata | None]]
+
+
+class TagAges(Protocol):
+    """When the bot first saw each tag of an image (`serve`: the database)."""
+
+    def first_seen(self, image: str, tags: Sequence[str], now: float) -> Mapping[str, float]:
+        """Each tag's first sighting; tags never seen before are recorded as seen ``now``,
+        except at the image's very first scan, whose tags count as old (0)."""
+        ...
+
+
+#: How many winners that turn out too young (by their created time) are passed over
+#: before a policy gives up: each costs the registry a manifest and a config.
+MAX_AGE_RETRIES = 5
+
 
 @dataclass
 class Observation:
@@ -72,6 +97,8 @@ class Observation:
     tags: dict[str, list[str]] = field(default_factory=dict)
     #: Per policy that picked nothing from the tags it had: why (`bot.policy.explain`).
     explanations: dict[str, str] = field(default_factory=dict)
+    #: Per policy with ``minimumReleaseAge``: the tags passed over as too young.
+    too_young: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -121,11 +148,16 @@ async def observe_policies(
     *,
     previous: Mapping[str, LatestRef] | None = None,
     rank: RankTags = rank_inline,
+    ages: TagAges | None = None,
+    now: float | None = None,
 ) -> Observation:
     """Evaluate every policy; a failed policy keeps its previous latest image (Flux).
 
     ``rank`` runs the filtering and sorting of tags (the server: in a worker process).
+    ``ages`` (with ``now``) is when each tag was first seen, for ``minimumReleaseAge``;
+    without it (`plan`) only an image's own created time can make a tag too young.
     """
+    now = time.time() if now is None else now
     previous = previous or {}
     observation = Observation()
 
@@ -147,21 +179,30 @@ async def observe_policies(
             if isinstance(tags, BaseException):
                 raise tags
             lookup = source.digest_lookup(image_repository, refresh=_tags_to_refresh(policy))
-            observation.latest[name] = await evaluate(
+
+            pick = functools.partial(
+                evaluate,
                 policy.spec,
                 image_repository.image,
-                tags,
                 previous=previous.get(name),
                 digest_of=lookup,
                 rank=rank,
             )
+            if policy.minimum_age > 0:
+                too_young = observation.too_young.setdefault(name, [])
+                observation.latest[name] = await _old_enough(
+                    policy, image_repository, tags, pick, source, ages, now, too_young
+                )
+            else:
+                observation.latest[name] = await pick(tags)
         except Exception as exc:  # a registry or policy failure must not stop the others
             observation.errors[name] = error(config.file_of(policy), policy.line, 1, _describe(exc))
             picked_nothing = isinstance(exc, PolicyError) and not isinstance(
                 exc, InvalidPolicyError
             )
             if picked_nothing and isinstance(tags, list):
-                observation.explanations[name] = _explanation(name, policy, tags)
+                young = observation.too_young.get(name, [])
+                observation.explanations[name] = _explanation(name, policy, tags, young)
             if name in previous:
                 observation.latest[name] = previous[name]
     return observation
@@ -171,7 +212,43 @@ async def observe_policies(
 MAX_EXPLAINED_TAGS = 10_000
 
 
-def _explanation(name: str, policy: ImagePolicyConfig, tags: list[str]) -> str:
+async def _old_enough(
+    policy: ImagePolicyConfig,
+    image_repository: ImageRepositoryConfig,
+    tags: Sequence[str],
+    pick: Callable[[Sequence[str]], Awaitable[LatestRef]],
+    source: TagSource,
+    ages: TagAges | None,
+    now: float,
+    too_young: list[str],
+) -> LatestRef:
+    """The policy's pick among tags at least ``minimumReleaseAge`` old (``too_young``
+    collects the others): first by when the bot first saw them, then the winner by the
+    image's own created time, when it says."""
+    age = policy.minimum_age
+    if ages is not None:
+        seen = ages.first_seen(canonical_name(image_repository.image), tags, now)
+        too_young.extend(t for t in tags if now - seen.get(t, now) < age)
+    candidates = [t for t in tags if t not in set(too_young)]
+    metadata_of = source.metadata_lookup(image_repository)
+    for _ in range(MAX_AGE_RETRIES):
+        if not candidates:
+            break
+        ref = await pick(candidates)
+        metadata = await metadata_of(ref.tag)
+        if metadata is None or metadata.created is None or now - metadata.created >= age:
+            return ref
+        too_young.append(ref.tag)
+        candidates.remove(ref.tag)
+    raise PolicyError(
+        f"no tag is older than minimumReleaseAge ({len(too_young)} too young"
+        f"{', more not checked' if candidates else ''}); the policy keeps its last pick"
+    )
+
+
+def _explanation(
+    name: str, policy: ImagePolicyConfig, tags: list[str], too_young: Sequence[str] = ()
+) -> str:
     if len(tags) > MAX_EXPLAINED_TAGS:
         return (
             f"policy {name}: {len(tags)} tags; run `plan --explain {name}` to see each one's fate"
@@ -179,7 +256,7 @@ def _explanation(name: str, policy: ImagePolicyConfig, tags: list[str]) -> str:
     from bot.policy.explain import explain
 
     try:
-        return explain(name, policy.spec, tags).text()
+        return explain(name, policy.spec, tags, too_young=too_young).text()
     except PolicyError as exc:  # what made the policy fail may stop the explanation too
         return f"policy {name}: {exc}"
 

@@ -372,7 +372,12 @@ class _Run:
         self.previous_latest = previous
         source = self.deps.tag_source(self.repo.full_name)
         self.observation = await observe_policies(
-            self.config, source, previous=previous, rank=self._rank_tags
+            self.config,
+            source,
+            previous=previous,
+            rank=self._rank_tags,
+            ages=self.store,
+            now=self.deps.clock(),
         )
         self.outcome.problems.extend(self.observation.errors.values())
 

@@ -1,7 +1,8 @@
 """A tag source read from a JSON snapshot (`plan --tags FILE`, design §6).
 
 Format: ``{"<image as written>": ["tag", ...]}`` or
-``{"<image>": {"tags": ["tag", ...], "digests": {"<tag>": "sha256:..."}}}``.
+``{"<image>": {"tags": ["tag", ...], "digests": {"<tag>": "sha256:..."},
+"created": {"<tag>": "2026-11-20T10:00:00Z"}}}`` (``created``: for ``minimumReleaseAge``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bot.config import ImageRepositoryConfig
+from bot.imagemeta import ImageMetadata, parse_time
 from bot.imageref import DIGEST_RE, ImageRefError, canonical_name
 from bot.policy import PolicyError, apply_exclusions
 from bot.policy.model import DigestLookup
@@ -25,6 +27,7 @@ class SnapshotError(Exception):
 class ImageSnapshot:
     tags: list[str]
     digests: dict[str, str] = field(default_factory=dict)
+    created: dict[str, float] = field(default_factory=dict)
 
 
 class SnapshotTagSource:
@@ -88,6 +91,15 @@ class SnapshotTagSource:
                 found.append(exc)
         return found
 
+    def metadata_lookup(self, image_repository: ImageRepositoryConfig):  # noqa: ANN201
+        """The created times the file gives (nothing else: a snapshot has no manifests)."""
+
+        async def lookup(tag: str) -> ImageMetadata | None:  # never waits: no event loop needed
+            created = self._lookup(image_repository).created.get(tag)
+            return None if created is None else ImageMetadata(digest="", created=created)
+
+        return lookup
+
     def digest_lookup(
         self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()
     ) -> DigestLookup:
@@ -111,9 +123,20 @@ def _parse_entry(path: str, image: str, entry: object) -> ImageSnapshot:
         raise SnapshotError(
             f'{where}: expected a list of tags or {{"tags": [...], "digests": {{...}}}}'
         )
-    unknown = set(entry) - {"tags", "digests"}
+    unknown = set(entry) - {"tags", "digests", "created"}
     if unknown:
-        raise SnapshotError(f"{where}: unknown keys {sorted(unknown)}; allowed: tags, digests")
+        raise SnapshotError(
+            f"{where}: unknown keys {sorted(unknown)}; allowed: tags, digests, created"
+        )
+    created = {}
+    for tag, when in (entry.get("created") or {}).items():
+        seconds = parse_time(when)
+        if seconds is None:
+            raise SnapshotError(
+                f"{where}: created time of tag {tag!r} must be RFC 3339, like "
+                f"'2026-11-20T10:00:00Z', got {when!r}"
+            )
+        created[tag] = seconds
     tags = _tag_list(where, entry.get("tags", []))
     digests = entry.get("digests", {})
     if not isinstance(digests, dict):
@@ -123,7 +146,7 @@ def _parse_entry(path: str, image: str, entry: object) -> ImageSnapshot:
             raise SnapshotError(
                 f"{where}: digest of tag {tag!r} must look like 'sha256:<64 hex>', got {digest!r}"
             )
-    return ImageSnapshot(tags=tags, digests=dict(digests))
+    return ImageSnapshot(tags=tags, digests=dict(digests), created=created)
 
 
 def _tag_list(where: str, tags: object) -> list[str]:

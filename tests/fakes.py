@@ -47,6 +47,8 @@ class FakeRegistry:
         self.digests_asked: list[tuple[str, str]] = []
         self.refreshed: list[tuple[str, tuple[str, ...]]] = []
         self.asked_by: list[str] = []
+        #: image -> {tag: created (Unix time)}: what `metadata_lookup` answers.
+        self.created: dict[str, dict[str, float]] = {}
 
     def push(self, image: str, tag: str, *, digest: str | None = None) -> None:
         """A new tag appears in the registry (``digest``: the manifest it points at)."""
@@ -76,6 +78,16 @@ class FakeRegistry:
             *(self.tags(image_repository) for image_repository in image_repositories),
             return_exceptions=True,
         )
+
+    def metadata_lookup(self, image_repository: ImageRepositoryConfig):
+        """What an image says about itself: here, its ``created`` time, if `created` has it."""
+        from bot.imagemeta import ImageMetadata
+
+        async def lookup(tag: str) -> ImageMetadata | None:
+            created = self.created.get(image_repository.image, {}).get(tag)
+            return None if created is None else ImageMetadata(digest="", created=created)
+
+        return lookup
 
     def digest_lookup(
         self, image_repository: ImageRepositoryConfig, *, refresh: Iterable[str] = ()

@@ -123,6 +123,10 @@ REJECTED = {
     "eleven assignees": automation(
         "    pullRequest: {assignees: [" + ", ".join(f"p{i}" for i in range(11)) + "]}\n"
     ),
+    "minimumReleaseAge not an age": config(
+        REPOSITORY + "imagePolicies:\n  - {name: app, imageRepositoryRef: app, "
+        "policy: {semver: {range: '1.x'}}, minimumReleaseAge: 3 days}\n"
+    ),
     "team reviewer not a slug": automation("    pullRequest: {teamReviewers: ['-team']}\n"),
     "fluxManifests outside the repository": config("fluxManifests: [../other]\n"),
     "fluxManifests absolute": config("fluxManifests: [/etc/flux]\n"),

@@ -31,6 +31,19 @@ def parse_duration(text: str, *, hours: bool = True) -> float | None:
     return sum(float(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART_RE.findall(text))
 
 
+_AGE_RE = re.compile(r"^(\d+(\.\d+)?(w|d|h|m|s))+$")
+_AGE_UNITS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_age(text: str) -> float | None:
+    """Seconds in an age like ``3d``, ``1w``, ``36h`` or ``1d12h``, or None."""
+    if not _AGE_RE.fullmatch(text):
+        return None
+    return sum(
+        float(n) * _AGE_UNITS[u] for n, _f, u in re.findall(r"(\d+(\.\d+)?)(w|d|h|m|s)", text)
+    )
+
+
 def is_valid_branch_name(name: str) -> bool:
     """``git check-ref-format --branch`` rules."""
     if not name or name in ("@", "HEAD") or name.startswith("-"):

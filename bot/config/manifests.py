@@ -59,7 +59,11 @@ KINDS = {
             "ImagePolicy",
             "imagePolicies",
             policies.read_policy,
-            tuple(f for f in policies.FIELDS if f not in ("name", "labels", "aliasOf")),
+            tuple(
+                f
+                for f in policies.FIELDS
+                if f not in ("name", "labels", "aliasOf", "minimumReleaseAge")
+            ),
         ),
         Kind(
             "ImageUpdateAutomation",

@@ -51,6 +51,8 @@ class ImagePolicyConfig:
     interval: float | None = None  # set only with digestReflectionPolicy: Always
     line: int = 0
     repository_namespace: str = ""  # imageRepositoryRef.namespace; "": the policy's own
+    #: minimumReleaseAge in seconds: a tag is a candidate once it is that old (0: at once).
+    minimum_age: float = 0.0
     namespace: str = DEFAULT_NAMESPACE
     path: str = ""  # the Flux manifest it came from; "": the config file
 

@@ -11,6 +11,7 @@ from dataclasses import replace
 from ruamel.yaml.nodes import MappingNode, Node
 
 from bot.config.checker import Checker, line_of
+from bot.config.grammar import parse_age
 from bot.config.model import DEFAULT_POLICY_INTERVAL, ImagePolicyConfig
 from bot.policy import compile_policy
 from bot.policy.model import DIGEST_REFLECTIONS, ORDERS, POLICY_KINDS, PolicySpec
@@ -24,6 +25,7 @@ FIELDS = (
     "aliasOf",
     "digestReflectionPolicy",
     "interval",
+    "minimumReleaseAge",
 )
 
 _CHOICES = "semver: {range: ...}, alphabetical: {order: ...}, numerical: {order: ...} or rolling: {tag: ...}"
@@ -52,6 +54,9 @@ def read_policy(
         interval = None
     elif interval is None and "interval" not in fields:
         interval = DEFAULT_POLICY_INTERVAL
+    minimum_age = 0.0
+    if "minimumReleaseAge" in fields:
+        minimum_age = _age(check, fields["minimumReleaseAge"], f"{where}.minimumReleaseAge")
     if repository is None or kind_fields is None or reflection is None:
         return None
     spec = PolicySpec(
@@ -71,7 +76,21 @@ def read_policy(
         interval=interval,
         line=line_of(item),
         repository_namespace=repository_namespace,
+        minimum_age=minimum_age,
     )
+
+
+def _age(check: Checker, node: Node, where: str) -> float:
+    text = check.string(node, where)
+    if text is None:
+        return 0.0
+    seconds = parse_age(text)
+    if seconds is None:
+        check.error(
+            node, where, f"'{text}' is not an age; write a number with w, d, h, m or s, like '3d'"
+        )
+        return 0.0
+    return seconds
 
 
 def _repository_ref(

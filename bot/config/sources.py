@@ -73,9 +73,7 @@ class ConfigSources:
         )
 
 
-def load_sources(
-    encoded: bytes, default_branch: str | None = None
-) -> tuple[Config, list[Problem]]:
+def load_sources(encoded: bytes, default_branch: str | None = None) -> tuple[Config, list[Problem]]:
     """The config of encoded sources (a function, so a worker process can run it)."""
     return ConfigSources.decode(encoded).load(default_branch)
 

@@ -26,6 +26,7 @@ NOT_SEMVER = "not a semantic version"
 OUT_OF_RANGE = "outside the semver range"
 NOT_NUMBER = "the key is not a number"
 NOT_ROLLING = "not the rolling tag"
+TOO_YOUNG = "younger than minimumReleaseAge"
 
 
 @dataclass
@@ -69,10 +70,17 @@ def _some(tags: Sequence[str], shown: int) -> str:
     return text + (f", … and {len(tags) - shown} more" if len(tags) > shown else "")
 
 
-def explain(name: str, spec: PolicySpec, tags: Sequence[str]) -> Explanation:
-    """Each tag's fate under ``spec``; ``tags`` are past the exclusion list."""
+def explain(
+    name: str, spec: PolicySpec, tags: Sequence[str], *, too_young: Sequence[str] = ()
+) -> Explanation:
+    """Each tag's fate under ``spec``; ``tags`` are past the exclusion list, and those in
+    ``too_young`` were passed over for ``minimumReleaseAge`` before the policy saw them."""
     compiled = compile_policy(spec)
     explanation = Explanation(policy=name, tags=len(tags))
+    if too_young:
+        young = set(too_young)
+        _add(explanation, TOO_YOUNG, [t for t in sorted(tags, reverse=True) if t in young])
+        tags = [t for t in tags if t not in young]
     if spec.kind == "rolling":
         others = [tag for tag in tags if tag != spec.rolling_tag]
         if others:

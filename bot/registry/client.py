@@ -18,6 +18,8 @@ from collections.abc import Callable
 import aiohttp
 from yarl import URL
 
+from bot import imagemeta
+from bot.imagemeta import ImageMetadata
 from bot.imageref import DIGEST_RE, TAG_RE
 from bot.registry.auth import TokenCache
 from bot.registry.authflow import AuthFlow
@@ -166,6 +168,63 @@ class RegistryClient:
                 f"({header} != {computed}); the registry or a proxy corrupted it",
             )
         return computed
+
+    async def image_metadata(self, target: Target, reference: str) -> ImageMetadata:
+        """What the image at ``reference`` (a tag or digest) says about itself: the
+        manifest's annotations (a multi-arch index: linux/amd64's), and the config's
+        labels and ``created`` when the annotations leave them out (issue 12)."""
+        manifest, digest = await self._manifest(target, reference)
+        index = None
+        if imagemeta.is_index(manifest):
+            child = imagemeta.platform_child(manifest)
+            if child is None:
+                raise target.error(f"the index of {reference!r} lists no manifest")
+            index, (manifest, _child_digest) = manifest, await self._manifest(target, child)
+        metadata = imagemeta.from_manifest(digest, manifest, index)
+        config = imagemeta.config_digest(manifest)
+        if metadata.needs_config and config is not None:
+            metadata = imagemeta.with_config(metadata, await self._blob_json(target, config))
+        return metadata
+
+    async def _manifest(self, target: Target, reference: str) -> tuple[dict, str]:
+        """The manifest at a tag or digest, parsed, and its digest (checked if asked by one)."""
+        if not (TAG_RE.fullmatch(reference) or DIGEST_RE.fullmatch(reference)):
+            raise target.error(f"{reference!r} is not a valid tag or digest")
+        url = target.base.with_path(f"/v2/{target.path}/manifests/{reference}")
+        request = Request("GET", url, kind="manifest_get",
+                          max_bytes=self.settings.max_manifest_bytes,
+                          headers={"Accept": MANIFEST_ACCEPT})  # fmt: skip
+        reply = await self._auth.request(target, request)
+        if reply.status != 200:
+            raise status_error(target, reply, f"fetching the manifest of {reference!r}")
+        digest = "sha256:" + hashlib.sha256(reply.body).hexdigest()
+        if DIGEST_RE.fullmatch(reference) and reference != digest:
+            raise target.error(f"the manifest {reference} does not match its digest ({digest})")
+        return _json_object(target, reply.body, f"the manifest of {reference!r}"), digest
+
+    async def _blob_json(self, target: Target, digest: str) -> dict:
+        url = target.base.with_path(f"/v2/{target.path}/blobs/{digest}")
+        request = Request("GET", url, kind="blob_get", max_bytes=MAX_CONFIG_BLOB_BYTES)
+        reply = await self._auth.request(target, request)
+        if reply.status != 200:
+            raise status_error(target, reply, f"fetching the image config {digest}")
+        if "sha256:" + hashlib.sha256(reply.body).hexdigest() != digest:
+            raise target.error(f"the image config does not match its digest {digest}")
+        return _json_object(target, reply.body, f"the image config {digest}")
+
+
+#: An image config is a few KiB; labels make it larger, never this large.
+MAX_CONFIG_BLOB_BYTES = 1 << 20
+
+
+def _json_object(target: Target, body: bytes, what: str) -> dict:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        raise target.error(f"{what} is not JSON") from None
+    if not isinstance(parsed, dict):
+        raise target.error(f"{what} is not a JSON object")
+    return parsed
 
 
 #: JSON values and containers a tag page may hold beyond its tags (``name`` and the like).

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import ssl
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +23,7 @@ from typing import Any
 import aiohttp
 
 from bot.config import ImageRepositoryConfig
+from bot.imagemeta import ImageMetadata
 from bot.imageref import default_scheme
 from bot.policy import apply_exclusions
 from bot.policy.model import DigestLookup, PolicyError
@@ -53,6 +54,12 @@ class ScanResult:
     stale: bool = False  # True: the tags are the last good ones, the latest scan failed
 
 
+#: Images whose metadata is kept (a few hundred bytes each).
+MAX_METADATA_ENTRIES = 20_000
+
+MetadataLookup = Callable[[str], Awaitable[ImageMetadata | None]]
+
+
 class RegistryScanner:
     """Scans registries for many image and GitHub repositories, sharing what it may."""
 
@@ -74,6 +81,8 @@ class RegistryScanner:
         self._client = RegistryClient(session, settings=settings, tokens=TokenCache(), clock=clock)
         self._tags = TagCache()
         self._digests = DigestCache()
+        #: What each image (by manifest digest: immutable) says about itself.
+        self._metadata: OrderedDict[tuple[ImageKey, str], ImageMetadata] = OrderedDict()
         self._inflight: dict[Any, asyncio.Future[Any]] = {}
         self._ssl_contexts: dict[str, ssl.SSLContext] = {}
 
@@ -258,6 +267,39 @@ class RegistryScanner:
             ) from None
         self._digests.put(key, tag, DigestEntry(digest, generation))
         return digest
+
+    # -- what an image says about itself ---------------------------------------
+
+    def metadata_lookup(
+        self, image_repository: ImageRepositoryConfig, *, github_repository: str | None = None
+    ) -> MetadataLookup:
+        """An async ``tag -> ImageMetadata | None``: the tag's digest (the cached one), then
+        its manifest and config once per digest. Best effort: a failure is None, logged."""
+        digest_of = self.digest_lookup(image_repository, github_repository=github_repository)
+
+        async def lookup(tag: str) -> ImageMetadata | None:
+            try:
+                target = self._target(image_repository, github_repository)
+                key = self._key(image_repository, target)
+                digest = await digest_of(tag)
+                cached = self._metadata.get((key, digest))
+                if cached is not None:
+                    self._metadata.move_to_end((key, digest))
+                    return cached
+                async with asyncio.timeout(self._timeout_for(image_repository)):
+                    metadata = await self._single_flight(
+                        ("metadata", key, digest),
+                        lambda: self._client.image_metadata(target, digest),
+                    )
+            except (RegistryError, TimeoutError) as exc:
+                log.info("%s:%s: no image metadata: %s", image_repository.image, tag, exc)
+                return None
+            self._metadata[(key, digest)] = metadata
+            if len(self._metadata) > MAX_METADATA_ENTRIES:
+                self._metadata.popitem(last=False)
+            return metadata
+
+        return lookup
 
     # -- shared helpers -------------------------------------------------------
 

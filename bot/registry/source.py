@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from bot.policy.model import DigestLookup
 from bot.registry.errors import RegistryError
-from bot.registry.scanner import RegistryScanner
+from bot.registry.scanner import MetadataLookup, RegistryScanner
 
 if TYPE_CHECKING:
     from bot.config import ImageRepositoryConfig
@@ -66,6 +66,11 @@ class RegistryTagSource:
         return await asyncio.gather(
             *(self.tags(image_repository) for image_repository in image_repositories),
             return_exceptions=True,
+        )
+
+    def metadata_lookup(self, image_repository: ImageRepositoryConfig) -> MetadataLookup:
+        return self._scanner.metadata_lookup(
+            image_repository, github_repository=self._github_repository
         )
 
     def digest_lookup(

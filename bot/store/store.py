@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -333,6 +333,29 @@ class Store(PullRequestOutcomes):
                         for policy, ref in latest.items()
                     ],
                 )
+
+    # -- tags first seen (minimumReleaseAge) -----------------------------------
+
+    def first_seen(self, image: str, tags: Sequence[str], now: float) -> dict[str, float]:
+        """When each of ``tags`` of ``image`` was first seen; new ones are recorded as seen
+        ``now``, except at the image's first scan, whose tags count as old (0): the bot
+        cannot know how long they were there. One transaction; concurrent replicas agree
+        (the first writer's time stays)."""
+        seen_table = t.tags_seen
+        of_image = sa.select(seen_table.c.tag, seen_table.c.first_seen).where(
+            seen_table.c.image == image
+        )
+        with self._engine.begin() as db:
+            known = {row[0]: row[1] for row in db.execute(of_image)}
+            new = [tag for tag in dict.fromkeys(tags) if tag not in known]
+            if new:
+                when = now if known else 0.0
+                db.execute(
+                    self._insert(seen_table).on_conflict_do_nothing(),
+                    [{"image": image, "tag": tag, "first_seen": when} for tag in new],
+                )
+                known = {row[0]: row[1] for row in db.execute(of_image)}
+        return {tag: known[tag] for tag in tags if tag in known}
 
     # -- automations ----------------------------------------------------------
 
