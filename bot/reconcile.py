@@ -88,8 +88,9 @@ class Connections(Protocol):
 class Deps:
     store: Store
     github: Connections
-    #: The tag source for one GitHub repository (credentials are allowed per repository).
-    tag_source: Callable[[str], TagSource]
+    #: The tag source for one GitHub repository (credentials are allowed per repository),
+    #: and the images a registry said were pushed (`RunSnapshot.pushed`), to scan again.
+    tag_source: Callable[..., TagSource]
     #: Where planning and tag ranking run (`serve`: worker processes, off the event loop).
     workers: Workers = field(default_factory=Workers)
     #: What one automation may cost per run (`serve`: the operator's settings).
@@ -370,7 +371,7 @@ class _Run:
     async def observe_policies(self) -> None:
         previous = self.snapshot.latest
         self.previous_latest = previous
-        source = self.deps.tag_source(self.repo.full_name)
+        source = self.deps.tag_source(self.repo.full_name, pushed=self.snapshot.pushed)
         self.observation = await observe_policies(
             self.config,
             source,
@@ -663,6 +664,9 @@ class _Run:
     # 7.
     def remember(self) -> None:
         self.store.save_latest(self.repo.full_name, self.observation.latest)
+        # The images a registry's push event finds this repository by.
+        images = {r.ref.canonical_name for r in self.config.repositories.values()}
+        self.store.save_images(self.repo.full_name, images)
         self.record.policy_errors = self._policy_errors()
         self.record.deferred = list(self.deferred)
         assert self.record.default_branch is not None

@@ -134,7 +134,9 @@ async def run_once(
         deps = Deps(
             store=store,
             github=OneToken(client),
-            tag_source=lambda name: RegistryTagSource(scanner, github_repository=name),
+            tag_source=lambda name, pushed=None: RegistryTagSource(
+                scanner, github_repository=name, pushed=pushed
+            ),
             checks_refused=lambda check: to_job_log(check, out),
             problems_in_pr=True,
         )

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bot import registryevents
 from bot.discovery import REDISCOVERY_INTERVAL, InstallationListing, keep_rediscovering
 from bot.github.auth import AppCredentials, CredentialsError, TokenCache
 from bot.github.client import DEFAULT_WRITE_INTERVAL, AppClient, GitHubClient
@@ -225,8 +226,8 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         deps = Deps(
             store=store,
             github=clients,
-            tag_source=lambda github_repository: RegistryTagSource(
-                scanner, github_repository=github_repository
+            tag_source=lambda github_repository, pushed=None: RegistryTagSource(
+                scanner, github_repository=github_repository, pushed=pushed
             ),
             workers=workers,
             budget=budget,
@@ -250,7 +251,16 @@ async def serve(environ: Mapping[str, str], *, stop: asyncio.Event | None = None
         app_client = AppClient(session, creds=creds)
         await _check_app(app_client, creds)
         runner = web.AppRunner(
-            make_app(services, secret=secret, github_probe=lambda: app_client.getitem("/app")),
+            make_app(
+                services,
+                secret=secret,
+                github_probe=lambda: app_client.getitem("/app"),
+                registry_tokens={
+                    kind.name: environ[kind.setting].strip()
+                    for kind in registryevents.KINDS
+                    if environ.get(kind.setting, "").strip()
+                },
+            ),
             access_log=None,
         )
         await runner.setup()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from bot import registryevents
 from bot.discovery import REDISCOVERY_INTERVAL
 from bot.github.auth import DEFAULT_API_URL
 from bot.github.client import DEFAULT_WRITE_INTERVAL
@@ -133,6 +134,15 @@ SETTINGS: tuple[Setting, ...] = (
         ALLOWED_ADDRESSES_VARIABLE,
         "public addresses only",
         "internal addresses registries may be reached at (docs/security.md)",
+    ),
+    *(
+        Setting(
+            kind.setting,
+            "off",
+            f"the token {kind.name} push notifications carry to POST /registry/events, as "
+            f"{kind.sends_token} (docs/registry-events.md)",
+        )
+        for kind in registryevents.KINDS
     ),
     # -- what it says ----------------------------------------------------------------------------
     Setting("LOG_FORMAT", LOG_FORMATS[0], f"{' or '.join(LOG_FORMATS)} (json for collectors)"),

@@ -34,16 +34,17 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from aiohttp import web
 from gidgethub import sansio
 from gidgethub.routing import Router
 
-from bot import metrics
+from bot import metrics, registryevents
 from bot.github.errors import GitHubError
 from bot.handlers import Services
 from bot.handlers import router as default_router
+from bot.handlers.packages import record_pushes
 from bot.handlers.payloads import MalformedPayload, action
 from bot.logs import log_context
 from bot.store import Store, StoreError
@@ -55,6 +56,9 @@ SERVICES = web.AppKey("services", Services)
 
 #: GitHub caps webhook payloads at 25 MB and never sends a larger one.
 MAX_BODY_BYTES = 25 * 1024 * 1024
+#: Where registries send push notifications (design §8), and the most one may send.
+REGISTRY_EVENTS_PATH = "/registry/events"
+MAX_REGISTRY_EVENT_BYTES = 1 << 20
 SIGNATURE_PREFIX = "sha256="
 #: GitHub's event names (``installation_repositories``) and delivery ids (a GUID), with room.
 EVENT_NAME = re.compile(r"[a-z0-9_]{1,64}")
@@ -144,8 +148,13 @@ def make_app(
     router: Router = default_router,
     ready_probe_interval: float = READY_PROBE_INTERVAL,
     github_probe: Callable[[], Awaitable[object]] | None = None,
+    registry_tokens: Mapping[str, str] | None = None,
 ) -> web.Application:
-    """The aiohttp application; refuses to exist without a webhook secret."""
+    """The aiohttp application; refuses to exist without a webhook secret.
+
+    ``registry_tokens``: each registry kind's token for ``POST /registry/events``
+    (`bot.registryevents`); a kind without one is refused there.
+    """
     if not secret:
         raise ValueError(
             "WEBHOOK_SECRET is not set: set it to the app's webhook secret "
@@ -167,8 +176,12 @@ def make_app(
             return web.json_response({"status": "unavailable", "reason": problem}, status=503)
         return web.json_response({"status": "ok"})
 
+    async def registry_events(request: web.Request) -> web.Response:
+        return await _handle_registry_event(request, services, registry_tokens or {})
+
     for path in WEBHOOK_PATHS:
         app.router.add_post(path, webhook)
+    app.router.add_post(REGISTRY_EVENTS_PATH, registry_events)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_endpoint)
@@ -201,6 +214,32 @@ def signature_problem(body: bytes, signature: str | None, secret: str) -> str | 
     if not hmac.compare_digest(given, expected.encode()):
         return "bad X-Hub-Signature-256: check the app's webhook secret"
     return None
+
+
+async def _handle_registry_event(
+    request: web.Request, services: Services, tokens: Mapping[str, str]
+) -> web.Response:
+    """A registry's push notification: authenticated by its kind's token, before the body
+    is read; answered with how many repositories it made due (never which)."""
+    header = request.headers.get("Authorization", "")
+    token = header[len("Bearer ") :] if header.startswith("Bearer ") else request.query.get("token")
+    kind = registryevents.kind_for(token, tokens)
+    if kind is None:
+        return _refuse(401, "unknown or missing token: send the operator's token for this registry")
+    if (request.content_length or 0) > MAX_REGISTRY_EVENT_BYTES:
+        return _refuse(413, f"body larger than {MAX_REGISTRY_EVENT_BYTES} bytes")
+    body = await request.content.read(MAX_REGISTRY_EVENT_BYTES + 1)
+    if len(body) > MAX_REGISTRY_EVENT_BYTES:
+        return _refuse(413, f"body larger than {MAX_REGISTRY_EVENT_BYTES} bytes")
+    try:
+        images = registryevents.images_of(kind, json.loads(body))
+    except RecursionError:
+        return _refuse(400, "body is JSON nested too deeply")
+    except (ValueError, UnicodeDecodeError) as exc:  # EventError is a ValueError
+        why = str(exc) if isinstance(exc, registryevents.EventError) else "body is not JSON"
+        return _refuse(400, f"not a {kind.name} notification: {why}")
+    due = record_pushes(services, images) if images else 0
+    return web.json_response({"images": len(images), "repositories": due}, status=202)
 
 
 def _too_large() -> web.Response:

@@ -47,6 +47,7 @@ class FakeRegistry:
         self.digests_asked: list[tuple[str, str]] = []
         self.refreshed: list[tuple[str, tuple[str, ...]]] = []
         self.asked_by: list[str] = []
+        self.pushed_seen: list[dict[str, float]] = []
         #: image -> {tag: created (Unix time)}: what `metadata_lookup` answers.
         self.created: dict[str, dict[str, float]] = {}
 
@@ -58,9 +59,11 @@ class FakeRegistry:
         if digest is not None:
             self.digests.setdefault(image, {})[tag] = digest
 
-    def source(self, github_repository: str) -> FakeRegistry:
-        """The tag source as one GitHub repository sees it: ``Deps(tag_source=registry.source)``."""
+    def source(self, github_repository: str, *, pushed=None) -> FakeRegistry:
+        """The tag source as one GitHub repository sees it: ``Deps(tag_source=registry.source)``;
+        ``pushed`` (registry push events) is recorded in `pushed_seen`."""
         self.asked_by.append(github_repository)
+        self.pushed_seen.append(dict(pushed or {}))
         return self
 
     async def tags(self, image_repository: ImageRepositoryConfig) -> list[str]:

@@ -23,6 +23,8 @@ class TagEntry:
 
     tags: list[str]
     scanned_at: float
+    #: Wall-clock time of the scan's start, to compare with registry push events.
+    started_wall: float = 0.0
     #: Increases with every successful scan; digests remember the one they were fetched in.
     generation: int = field(default_factory=lambda: next(_generations))
     #: Exclusion results by pattern tuple, so image repositories with one list share one filtering.
@@ -48,8 +50,8 @@ class TagCache:
     def failure(self, key: ImageKey) -> Failure | None:
         return self._failures.get(key)
 
-    def store(self, key: ImageKey, tags: list[str], now: float) -> TagEntry:
-        entry = TagEntry(tags, now)
+    def store(self, key: ImageKey, tags: list[str], now: float, wall: float = 0.0) -> TagEntry:
+        entry = TagEntry(tags, now, started_wall=wall)
         self._entries[key] = entry
         self._failures.pop(key, None)
         return entry

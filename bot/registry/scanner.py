@@ -99,10 +99,13 @@ class RegistryScanner:
         *,
         github_repository: str | None = None,
         force: bool = False,
+        pushed_at: float | None = None,
     ) -> ScanResult:
         """The image repository's tags, scanning only when its interval has passed (or ``force``).
 
         ``github_repository`` is the GitHub ``owner/name`` asking (for credential checks).
+        ``pushed_at``: when a registry said the image was pushed (wall clock); a scan
+        started before that is not good enough, whatever the interval.
         Raises `RegistryError` when the scan fails and no good result exists.
         """
         target = self._target(image_repository, github_repository)
@@ -110,6 +113,8 @@ class RegistryScanner:
         interval = image_repository.interval
         now = self._clock()
         entry = self._tags.get(key)
+        if entry is not None and pushed_at is not None and entry.started_wall < pushed_at:
+            force = True
         if not force:
             if entry is not None and now - entry.scanned_at < interval:
                 return self._result(image_repository, key, entry)
@@ -126,7 +131,7 @@ class RegistryScanner:
 
     async def _scan_now(self, image_repository: ImageRepositoryConfig, target: Target) -> TagEntry:
         key = self._key(image_repository, target)
-        started = self._clock()
+        started, started_wall = self._clock(), time.time()
         try:
             async with asyncio.timeout(self._timeout_for(image_repository)):
                 tags = await self._client.list_tags(target)
@@ -150,7 +155,7 @@ class RegistryScanner:
             raise RegistryError(message) from None
         self._digests.keep_only(key, set(tags))
         log.info("%s: scanned, %d tags", target.image, len(tags))
-        return self._tags.store(key, tags, started)
+        return self._tags.store(key, tags, started, started_wall)
 
     def _result(
         self, image_repository: ImageRepositoryConfig, key: ImageKey, entry: TagEntry

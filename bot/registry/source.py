@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from bot.policy.model import DigestLookup
@@ -33,9 +33,12 @@ class RegistryTagSource:
         *,
         github_repository: str | None,
         progress: ScanProgress | None = None,
+        pushed: Mapping[str, float] | None = None,
     ) -> None:
         self._scanner = scanner
         self._github_repository = github_repository
+        #: Canonical image name -> when a registry said it was pushed (`bot.registryevents`).
+        self._pushed = dict(pushed or {})
         #: Told of each scan as it starts and ends (`plan` on a terminal).
         self._progress = progress
 
@@ -48,7 +51,9 @@ class RegistryTagSource:
             self._progress.started(image_repository.image)
         try:
             result = await self._scanner.scan(
-                image_repository, github_repository=self._github_repository
+                image_repository,
+                github_repository=self._github_repository,
+                pushed_at=self._pushed.get(image_repository.ref.canonical_name),
             )
         finally:
             if self._progress is not None:

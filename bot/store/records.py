@@ -97,3 +97,6 @@ class RunSnapshot:
     latest: dict[str, LatestRef]
     #: Each stored automation's state, by name.
     automations: dict[str, AutomationState]
+    #: Image (canonical name) -> when a registry said it was pushed, for the images this
+    #: repository's config names: scanned again if the scan is older.
+    pushed: dict[str, float] = field(default_factory=dict)

@@ -50,13 +50,22 @@ _LATEST = sa.select(
     t.policies.c.tag,
     t.policies.c.digest,
 ).where(t.policies.c.repository.in_(_NAMES))
+_PUSHED = (
+    sa.select(t.repository_images.c.repository, t.image_events.c.image, t.image_events.c.pushed_at)
+    .select_from(
+        t.repository_images.join(
+            t.image_events, t.image_events.c.image == t.repository_images.c.image
+        )
+    )
+    .where(t.repository_images.c.repository.in_(_NAMES))
+)
 _AUTOMATIONS = sa.select(*(t.automations.c[n] for n in AUTOMATION_COLUMNS)).where(
     t.automations.c.repository.in_(_NAMES)
 )
 
 
 def read_snapshots(db: Connection, names: Sequence[str]) -> dict[str, RunSnapshot]:
-    """The `RunSnapshot` of each known repository of `names`, in three statements."""
+    """The `RunSnapshot` of each known repository of `names`, in four statements."""
     if not names:
         return {}
     parameters = {"names": list(names)}
@@ -73,6 +82,10 @@ def read_snapshots(db: Connection, names: Sequence[str]) -> dict[str, RunSnapsho
         snapshot = snapshots.get(row[0])
         if snapshot is not None:
             snapshot.latest[row[1]] = LatestRef(name=row[2], tag=row[3], digest=row[4])
+    for row in db.execute(_PUSHED, parameters):
+        snapshot = snapshots.get(row[0])
+        if snapshot is not None:
+            snapshot.pushed[row[1]] = row[2]
     for row in db.execute(_AUTOMATIONS, parameters):
         snapshot = snapshots.get(row[0])
         if snapshot is not None:

@@ -15,6 +15,8 @@ One home for each fact:
 * ``automations``: per automation, the branch the bot writes and its PR;
 * ``declined`` and ``merged``: what became of the bot's PRs;
 * ``tags_seen``: when each tag of an image was first seen (``minimumReleaseAge``);
+* ``repository_images`` and ``image_events``: registry push events and the
+  repositories they concern;
 * ``health``: the one row readiness writes.
 
 Times are Unix seconds (float), the same on both engines.
@@ -138,6 +140,23 @@ tags_seen = Table(
     Column("image", Text, primary_key=True),
     Column("tag", Text, primary_key=True),
     Column("first_seen", Float, nullable=False),
+)
+
+#: Which images (canonical names) each repository's config names (migration 0003).
+repository_images = Table(
+    "repository_images",
+    metadata,
+    Column("repository", Text, primary_key=True),
+    Column("image", Text, primary_key=True),
+    Index("repository_images_image", "image"),
+)
+
+#: When a registry last said an image was pushed (migration 0003).
+image_events = Table(
+    "image_events",
+    metadata,
+    Column("image", Text, primary_key=True),
+    Column("pushed_at", Float, nullable=False),
 )
 
 health = Table(

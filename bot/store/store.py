@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -255,7 +255,7 @@ class Store(PullRequestOutcomes):
     @staticmethod
     def _remove_repository(db: Connection, full_name: str) -> None:
         db.execute(t.repositories.delete().where(t.repositories.c.full_name == full_name))
-        for table in (t.policies, t.automations, t.declined):
+        for table in (t.policies, t.automations, t.declined, t.repository_images):
             db.execute(table.delete().where(table.c.repository == full_name))
 
     def repository(self, full_name: str) -> RepositoryRecord | None:
@@ -333,6 +333,38 @@ class Store(PullRequestOutcomes):
                         for policy, ref in latest.items()
                     ],
                 )
+
+    # -- registry push events ----------------------------------------------------
+
+    def save_images(self, repository: str, images: Collection[str]) -> None:
+        """The images (canonical names) `repository`'s config names now."""
+        ri = t.repository_images
+        with self._engine.begin() as db:
+            db.execute(ri.delete().where(ri.c.repository == repository))
+            if images:
+                db.execute(ri.insert(), [{"repository": repository, "image": i} for i in images])
+
+    def images_pushed(self, images: Collection[str], now: float) -> list[str]:
+        """Record that a registry says `images` were pushed; the repositories using them.
+
+        Events older than a day are dropped on the way: a scan since has seen them.
+        """
+        if not images:
+            return []
+        ev, ri = t.image_events, t.repository_images
+        with self._engine.begin() as db:
+            db.execute(ev.delete().where(ev.c.pushed_at < now - 86400.0))
+            statement = self._insert(ev)
+            db.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[ev.c.image], set_={"pushed_at": statement.excluded.pushed_at}
+                ),
+                [{"image": image, "pushed_at": now} for image in images],
+            )
+            rows = db.execute(
+                sa.select(ri.c.repository).where(ri.c.image.in_(list(images))).distinct()
+            )
+            return sorted(row[0] for row in rows)
 
     # -- tags first seen (minimumReleaseAge) -----------------------------------
 

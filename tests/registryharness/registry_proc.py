@@ -72,8 +72,10 @@ def start_registry(
     tls: tuple[str, str] | None = None,
     ca_file: str | None = None,
     root: Path | None = None,
+    notify: tuple[str, str] | None = None,
 ) -> RunningRegistry:
-    """Start a registry; ``auth`` is its ``auth:`` config, ``tls`` (cert, key) files."""
+    """Start a registry; ``auth`` is its ``auth:`` config, ``tls`` (cert, key) files,
+    ``notify`` (url, bearer token) where it sends its push notifications."""
     if not os.access(REGISTRY_BINARY, os.X_OK):
         raise RuntimeError(
             f"{REGISTRY_BINARY} is missing: install the Debian package docker-registry"
@@ -94,6 +96,20 @@ def start_registry(
     }
     if auth:
         config["auth"] = auth
+    if notify:
+        url, token = notify
+        config["notifications"] = {
+            "endpoints": [
+                {
+                    "name": "bot",
+                    "url": url,
+                    "headers": {"Authorization": [f"Bearer {token}"]},
+                    "timeout": "2s",
+                    "threshold": 3,
+                    "backoff": "1s",
+                }
+            ]
+        }
     config_file = root / "config.yml"
     config_file.write_text(json.dumps(config))  # JSON is YAML
     log = open(root / "registry.log", "wb")  # noqa: SIM115 - owned by the process
