@@ -60,9 +60,12 @@ from bot.policy.model import PolicyError, PolicySpec
 from bot.problems import Problem, Severity, error
 from bot.pullrequest import Outcome, Proposal
 from bot.rankings import RankingCache
+from bot.releasenotes import ReleaseNotes
 from bot.scheduler import Postpone, RetryLater
 from bot.store import AutomationState, RepositoryRecord, RunSnapshot, Store
 from bot.update.prbody import problems_section
+from bot.update.releasenotes import image_changes
+from bot.update.releasenotes import section as release_notes_section
 from bot.workers import WallTimeExceeded, WorkerLost, Workers
 
 T = TypeVar("T")
@@ -107,6 +110,8 @@ class Deps:
     #: Put the problems a check run shows in each PR's body too (`python -m bot run`, whose
     #: token usually may not create check runs).
     problems_in_pr: bool = False
+    #: Release notes for PR bodies: cached, and their requests counted apart.
+    release_notes: ReleaseNotes = field(default_factory=ReleaseNotes)
     #: Now, for automations' schedules (tests set it).
     clock: Callable[[], float] = time.time
 
@@ -233,6 +238,7 @@ class _Run:
         self.missing: set[str] = set()
         self.reports: list[AutomationReport] = []
         self.deferred: list[str] = []  # automations outside their schedule this run
+        self.source: TagSource | None = None  # step 3's, for the release notes
 
     @property
     def automations(self) -> list[AutomationConfig]:
@@ -371,7 +377,9 @@ class _Run:
     async def observe_policies(self) -> None:
         previous = self.snapshot.latest
         self.previous_latest = previous
-        source = self.deps.tag_source(self.repo.full_name, pushed=self.snapshot.pushed)
+        source = self.source = self.deps.tag_source(
+            self.repo.full_name, pushed=self.snapshot.pushed
+        )
         self.observation = await observe_policies(
             self.config,
             source,
@@ -489,6 +497,21 @@ class _Run:
         )
         return True
 
+    async def _release_notes(self, plan: AutomationPlan) -> str:
+        """What changed in each image, for the PR body (empty when nothing is known)."""
+        changes = image_changes(plan.result, plan.latest)
+        if not changes or self.source is None:
+            return ""
+        config = self.config
+        metadata_of = {
+            c.policy: self.source.metadata_lookup(
+                config.repositories[config.policies[c.policy].repository]
+            )
+            for c in changes
+        }
+        notes = await self.deps.release_notes.notes(changes, metadata_of, self.repo.gh)
+        return release_notes_section(notes)
+
     def _state_at_start(self, automation: AutomationConfig) -> AutomationState:
         stored = self.snapshot.automations.get(automation.name)
         return stored or AutomationState(self.repo.full_name, automation.name)
@@ -513,6 +536,9 @@ class _Run:
             return
         base_sha = self.base_heads[branch]
         tree, plan = await self._plan(automation, base_sha)
+        direct = automation.commits_directly(branch)
+        if plan.result and plan.pr_state is not None and not direct:
+            plan.body_text += await self._release_notes(plan)
         if self.deps.problems_in_pr and plan.pr_state is not None:
             problems = [*self.config_problems, *self.observation.errors.values()]
             problems += [*plan.errors, *plan.warnings]
@@ -521,7 +547,6 @@ class _Run:
         state.push_branch = automation.push_branch
         state.base_branch = branch
         proposal = self._proposal(automation, state)
-        direct = automation.commits_directly(branch)
         try:
             if plan.failed:
                 # Not planned (over budget, a bad update.path): the branch and PR stay as they are.

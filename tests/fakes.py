@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from bot.config import ImageRepositoryConfig
 from bot.policy import apply_exclusions
@@ -48,8 +49,10 @@ class FakeRegistry:
         self.refreshed: list[tuple[str, tuple[str, ...]]] = []
         self.asked_by: list[str] = []
         self.pushed_seen: list[dict[str, float]] = []
-        #: image -> {tag: created (Unix time)}: what `metadata_lookup` answers.
+        #: image -> {tag: created (Unix time)}, or {tag: ImageMetadata}: what
+        #: `metadata_lookup` answers (the metadata first).
         self.created: dict[str, dict[str, float]] = {}
+        self.metadata: dict[str, dict[str, Any]] = {}
 
     def push(self, image: str, tag: str, *, digest: str | None = None) -> None:
         """A new tag appears in the registry (``digest``: the manifest it points at)."""
@@ -83,10 +86,13 @@ class FakeRegistry:
         )
 
     def metadata_lookup(self, image_repository: ImageRepositoryConfig):
-        """What an image says about itself: here, its ``created`` time, if `created` has it."""
+        """What an image says about itself: `metadata`, else its `created` time."""
         from bot.imagemeta import ImageMetadata
 
         async def lookup(tag: str) -> ImageMetadata | None:
+            described = self.metadata.get(image_repository.image, {}).get(tag)
+            if described is not None:
+                return described
             created = self.created.get(image_repository.image, {}).get(tag)
             return None if created is None else ImageMetadata(digest="", created=created)
 

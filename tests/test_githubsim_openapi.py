@@ -181,6 +181,11 @@ async def _walk_every_route(api: Api, sim, app_id: int, private_pem: str, inst: 
     await api.post(f"/repos/{REPO}/pulls/{number}/requested_reviewers",
                    {"reviewers": ["nobody"]})  # 422  # fmt: skip
     await api.get(f"/repos/{REPO}/pulls/{number}")  # assignees and requested reviewers shown
+    await api.post(f"/repos/{REPO}/releases", {"tag_name": "v1.0.0", "name": "One",
+                                              "body": "Notes"})  # fmt: skip
+    await api.post(f"/repos/{REPO}/releases", {"tag_name": "v1.0.0"})  # 422: exists
+    sim.create_release(REPO, "v1.1.0", body="More", prerelease=True)
+    await api.get(f"/repos/{REPO}/releases?per_page=1")  # paginated, newest first
     await api.get(f"/repos/{REPO}/issues?state=all")
     await api.get(f"/repos/{REPO}/labels")
     await api.post(f"/repos/{REPO}/labels", {"name": "deps", "color": "00ff00"})

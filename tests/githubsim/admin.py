@@ -138,6 +138,18 @@ async def push(request: web.Request) -> web.Response:
     return json_response({"sha": sha}, status=201)
 
 
+async def create_release(request: web.Request) -> web.Response:
+    sim = sim_of(request)
+    body = await _body(request)
+    name = _known_repo(sim, _repo_name(request))
+    release_id = sim.create_release(
+        name, body["tag_name"], name=body.get("name"), body=body.get("body"),
+        draft=bool(body.get("draft")), prerelease=bool(body.get("prerelease")),
+        author=body.get("author", "octocat"),
+    )  # fmt: skip
+    return json_response({"id": release_id}, status=201)
+
+
 @_value_errors
 async def read_file(request: web.Request) -> web.Response:
     sim = sim_of(request)
@@ -212,6 +224,7 @@ ROUTES = [
     ("DELETE", "/_sim/installations/{id}", delete_installation),
     ("POST", "/_sim/repos", create_repository),
     ("POST", "/_sim/repos/{owner}/{repo}/push", push),
+    ("POST", "/_sim/repos/{owner}/{repo}/releases", create_release),
     ("GET", "/_sim/repos/{owner}/{repo}/file", read_file),
     ("GET", "/_sim/repos/{owner}/{repo}/branches/{branch}", branch),
     ("GET", "/_sim/repos/{owner}/{repo}/pulls", pulls),

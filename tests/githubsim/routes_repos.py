@@ -19,8 +19,10 @@ from .protocol import (
     json_response,
     missing_field,
     not_found,
+    paginate,
     read_object,
     unprocessable,
+    validation_failed,
 )
 from .sim import GitHubSim, sim_of
 from .state import Repository
@@ -44,6 +46,32 @@ def repo_for(request: web.Request, permission: str = "metadata", level: str = "r
 def accepts(request: web.Request, *media: str) -> bool:
     accept = request.headers.get("Accept", "")
     return any(m in accept for m in media)
+
+
+async def list_releases(request: web.Request) -> web.Response:
+    """Newest first, as GitHub lists them; drafts only for those who may push."""
+    _, repo = repo_for(request, "contents", "read")
+    push = request[CALLER].token.permissions.get("contents") == "write"
+    releases = [r for r in reversed(repo.releases) if push or not r.draft]
+    page, link = paginate(request, releases)
+    return json_response([shapes.release(base_url(request), repo, r) for r in page], headers=link)
+
+
+async def create_release(request: web.Request) -> web.Response:
+    sim, repo = repo_for(request, "contents", "write")
+    body = await read_object(request)
+    tag = body.get("tag_name")
+    if not isinstance(tag, str) or not tag:
+        raise validation_failed({"resource": "Release", "field": "tag_name", "code": "missing_field"})
+    if any(r.tag_name == tag for r in repo.releases):
+        raise validation_failed({"resource": "Release", "field": "tag_name", "code": "already_exists"})
+    number = sim.create_release(
+        repo.full_name, tag, name=body.get("name"), body=body.get("body"),
+        draft=bool(body.get("draft", False)), prerelease=bool(body.get("prerelease", False)),
+        author=sim.actor(request[CALLER]).login,
+    )  # fmt: skip
+    release = next(r for r in repo.releases if r.id == number)
+    return json_response(shapes.release(base_url(request), repo, release), status=201)
 
 
 async def get_repository(request: web.Request) -> web.Response:
@@ -233,4 +261,6 @@ ROUTES = [
     ("GET", "/repos/{owner}/{repo}/tarball/{ref}", get_tarball),
     ("GET", "/repos/{owner}/{repo}/tarball", get_tarball),
     ("GET", "/_codeload/{owner}/{repo}/legacy.tar.gz/{sha}", get_codeload),
+    ("GET", "/repos/{owner}/{repo}/releases", list_releases),
+    ("POST", "/repos/{owner}/{repo}/releases", create_release),
 ]

@@ -51,6 +51,31 @@ def user(base: str, login: str, kind: str = "User") -> dict:
     }
 
 
+def release(base: str, repo: Repository, r: Any) -> dict:
+    url = f"{base}/repos/{repo.full_name}/releases/{r.id}"
+    html = f"{base}/{repo.full_name}/releases/tag/{r.tag_name}"
+    return {
+        "url": url,
+        "html_url": html,
+        "assets_url": f"{url}/assets",
+        "upload_url": f"{base}/repos/{repo.full_name}/releases/{r.id}/assets{{?name,label}}",
+        "tarball_url": f"{base}/repos/{repo.full_name}/tarball/{r.tag_name}",
+        "zipball_url": f"{base}/repos/{repo.full_name}/zipball/{r.tag_name}",
+        "id": r.id,
+        "node_id": node_id("RE_", r.id),
+        "tag_name": r.tag_name,
+        "target_commitish": r.target_commitish,
+        "name": r.name,
+        "body": r.body,
+        "draft": r.draft,
+        "prerelease": r.prerelease,
+        "created_at": iso(r.created_at),
+        "published_at": None if r.draft else iso(r.created_at),
+        "author": user(base, r.author, "User"),
+        "assets": [],
+    }
+
+
 def team(base: str, repo: Repository, slug: str) -> dict:
     """A team of the repository's owner (an organisation), as a PR's requested team."""
     url = f"{base}/orgs/{repo.owner}/teams/{slug}"

@@ -215,6 +215,18 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
             return None
         return self.push(full_name, default_branch, files, message=message, author=author)
 
+    def create_release(self, repo: str, tag_name: str, *, name: str | None = None,
+                       body: str | None = None, draft: bool = False, prerelease: bool = False,
+                       author: str = "octocat") -> int:  # fmt: skip
+        """A release of `repo` (its tag need not exist, as on GitHub with a target); its id."""
+        from .state import Release
+
+        release = Release(id=self.next_id(), tag_name=tag_name, target_commitish="main",
+                          name=name, body=body, draft=draft, prerelease=prerelease,
+                          created_at=self.clock(), author=author)  # fmt: skip
+        self.repo(repo).releases.append(release)
+        return release.id
+
     def add_collaborator(self, repo: str, login: str) -> None:
         """Give a person (made if new) write access to `repo`: assignable, reviewable."""
         if login.lower() not in self.users:
@@ -366,8 +378,11 @@ class GitHubSim(PeopleAPI, ActionsAPI, HooksAPI):
         if caller.kind == "app":
             raise not_accessible()
         repo = self.repos.get(f"{owner}/{name}".lower())
-        if repo is None or not self._can_see(caller, repo):
+        public_read = repo is not None and not repo.private and level == "read"
+        if repo is None or not (self._can_see(caller, repo) or public_read):
             raise not_found()  # never 403 for repositories outside the installation
+        if public_read and not self._can_see(caller, repo):
+            return repo  # any token reads a public repository, whatever it was granted
         if not allows(caller.token.permissions, permission, level) and not (
             permission == "metadata" and level == "read"
         ):

@@ -135,6 +135,19 @@ class CheckRun:
 
 
 @dataclass
+class Release:
+    id: int
+    tag_name: str
+    target_commitish: str
+    name: str | None
+    body: str | None
+    draft: bool
+    prerelease: bool
+    created_at: float
+    author: str
+
+
+@dataclass
 class Repository:
     id: int
     owner: str
@@ -150,6 +163,7 @@ class Repository:
     pulls: dict[int, Pull] = field(default_factory=dict)
     labels: dict[str, Label] = field(default_factory=dict)  # keyed by lower-case name
     check_runs: dict[int, CheckRun] = field(default_factory=dict)
+    releases: list[Release] = field(default_factory=list)  # oldest first
     #: People (lower-case logins) with write access besides the owner, and teams (slugs).
     collaborators: set[str] = field(default_factory=set)
     teams: set[str] = field(default_factory=set)

@@ -13,6 +13,7 @@ import json
 import ssl
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -96,19 +97,30 @@ class Pusher:
         return headers["Docker-Content-Digest"]
 
     def image_manifest(
-        self, image_path: str, *, salt: str, media_type: str = DOCKER_MANIFEST, arch: str = "amd64"
+        self,
+        image_path: str,
+        *,
+        salt: str,
+        media_type: str = DOCKER_MANIFEST,
+        arch: str = "amd64",
+        annotations: dict[str, str] | None = None,
+        labels: dict[str, str] | None = None,
+        created: str | None = None,
     ) -> bytes:
-        """Push config and layer blobs; return the manifest bytes (not yet pushed)."""
+        """Push config and layer blobs; return the manifest bytes (not yet pushed).
+
+        ``annotations`` go on the manifest, ``labels`` and ``created`` in the config."""
         layer = f"layer {salt}".encode()
         layer_digest = self.blob(image_path, layer)
-        config = json.dumps(
-            {
-                "architecture": arch,
-                "os": "linux",
-                "config": {"Labels": {"salt": salt}},
-                "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
-            }
-        ).encode()
+        config_doc = {
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Labels": {"salt": salt, **(labels or {})}},
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        }
+        if created is not None:
+            config_doc["created"] = created
+        config = json.dumps(config_doc).encode()
         config_digest = self.blob(image_path, config)
         return json.dumps(
             {
@@ -126,6 +138,7 @@ class Pusher:
                         "digest": layer_digest,
                     }
                 ],
+                **({"annotations": annotations} if annotations else {}),
             },
             indent=2,
         ).encode()
@@ -137,9 +150,11 @@ class Pusher:
         *,
         salt: str,
         media_type: str = DOCKER_MANIFEST,
+        **described: Any,
     ) -> str:
-        """Push a single-platform image under every tag; return its digest."""
-        body = self.image_manifest(image_path, salt=salt, media_type=media_type)
+        """Push a single-platform image under every tag; return its digest. ``described``:
+        `image_manifest`'s annotations, labels and created."""
+        body = self.image_manifest(image_path, salt=salt, media_type=media_type, **described)
         digest = sha256(body)
         for tag in [tags] if isinstance(tags, str) else tags:
             if self.manifest(image_path, tag, body, media_type) != digest:
