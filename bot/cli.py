@@ -390,7 +390,8 @@ def _explanations(config: Config, observation: Observation, which: str) -> dict[
             texts[name] = f"policy {name}: no tags: {observation.errors[name].message}"
             continue
         try:
-            texts[name] = explain(name, policy.spec, tags).text()
+            too_young = observation.too_young.get(name, ())
+            texts[name] = explain(name, policy.spec, tags, too_young=too_young).text()
         except PolicyError as exc:
             texts[name] = f"policy {name}: {exc}"
     return texts

@@ -57,10 +57,14 @@ def is_index(manifest: Mapping) -> bool:
 
 def platform_child(index: Mapping) -> str | None:
     """The digest of the index's linux/amd64 manifest, else its first one."""
-    entries = [e for e in index.get("manifests") or [] if isinstance(e, Mapping)]
+    listed = index.get("manifests")
+    entries = [e for e in listed if isinstance(e, Mapping)] if isinstance(listed, list) else []
     for entry in entries:
-        platform = entry.get("platform") or {}
-        if platform.get("os") == "linux" and platform.get("architecture") == "amd64":
+        platform = entry.get("platform")
+        if isinstance(platform, Mapping) and (platform.get("os"), platform.get("architecture")) == (
+            "linux",
+            "amd64",
+        ):
             return _digest(entry)
     return _digest(entries[0]) if entries else None
 
@@ -79,7 +83,8 @@ def from_manifest(digest: str, manifest: Mapping, index: Mapping | None = None) 
 
 def with_config(metadata: ImageMetadata, config: Mapping) -> ImageMetadata:
     """Add the config blob's labels and ``created``."""
-    inner = config.get("config") if isinstance(config.get("config"), Mapping) else {}
+    inner = config.get("config")
+    inner = inner if isinstance(inner, Mapping) else {}
     labels = _strings(inner.get("Labels"))
     created = metadata.created
     if created is None:
@@ -108,7 +113,12 @@ def _digest(entry: Mapping) -> str | None:
     )
 
 
+#: The keys kept: an image may carry megabytes of labels; the bot reads these alone.
+KEPT_KEYS = frozenset({OCI + name for name in FIELDS} | set(_LEGACY.values()))
+
+
 def _strings(values: object) -> dict[str, str]:
+    """The values of `KEPT_KEYS`, each cut to `MAX_VALUE`."""
     if not isinstance(values, Mapping):
         return {}
-    return {k: v for k, v in values.items() if isinstance(k, str) and isinstance(v, str)}
+    return {k: v[:MAX_VALUE] for k, v in values.items() if k in KEPT_KEYS and isinstance(v, str)}

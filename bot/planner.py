@@ -66,6 +66,10 @@ class TagSource(Protocol):
         """An async ``tag -> ImageMetadata | None`` (None: the image does not say)."""
         ...
 
+    def all_tags(self, image_repository: ImageRepositoryConfig) -> Sequence[str] | None:
+        """The image's tags before any exclusion list (None: not known)."""
+        ...
+
 
 MetadataLookup = Callable[[str], Awaitable[ImageMetadata | None]]
 
@@ -110,6 +114,9 @@ class AutomationPlan:
     title: str = ""
     #: The rendered body, above the hidden state block (`body` puts them together).
     body_text: str = ""
+    #: What the PR body says besides the change list (release notes): it gets the room
+    #: the change list leaves, and is dropped first; it never makes the body "shortened".
+    appendix: str = ""
     pr_state: PullRequestState | None = None
     #: The latest image of each policy this automation applies.
     latest: dict[str, LatestRef] = field(default_factory=dict)
@@ -139,7 +146,11 @@ class AutomationPlan:
         """The PR body as GitHub takes it; ``head`` is the commit the branch will hold."""
         if self.pr_state is None:
             return ""
-        return compose_body(self.body_text, dataclasses.replace(self.pr_state, head=head))
+        state = dataclasses.replace(self.pr_state, head=head)
+        text = self.body_text
+        if self.appendix and not too_long(text + self.appendix, state):
+            text += self.appendix
+        return compose_body(text, state)
 
 
 async def observe_policies(
@@ -227,9 +238,13 @@ async def _old_enough(
     image's own created time, when it says."""
     age = policy.minimum_age
     if ages is not None:
-        seen = ages.first_seen(canonical_name(image_repository.image), tags, now)
+        # Every tag of the image, not only those this repository's exclusion list keeps:
+        # the sightings are shared, and an image's first scan must record them all as old.
+        every_tag = source.all_tags(image_repository) or tags
+        seen = ages.first_seen(canonical_name(image_repository.image), every_tag, now)
         too_young.extend(t for t in tags if now - seen.get(t, now) < age)
-    candidates = [t for t in tags if t not in set(too_young)]
+    young = set(too_young)
+    candidates = [t for t in tags if t not in young]
     metadata_of = source.metadata_lookup(image_repository)
     for _ in range(MAX_AGE_RETRIES):
         if not candidates:

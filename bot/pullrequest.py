@@ -50,7 +50,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bot.config import AutomationConfig, Config
-from bot.github.errors import BranchMoved, NotFastForward, NotFound, ValidationFailed
+from bot.github.errors import (
+    BranchMoved,
+    GitHubError,
+    NotFastForward,
+    NotFound,
+    ValidationFailed,
+)
 from bot.github.pulls import Pulls
 from bot.github.repo import Repo
 from bot.github.trees import Tree
@@ -379,11 +385,15 @@ class Proposal:
 
     async def _request_review(self, number: int) -> list[Problem]:
         """``pullRequest.assignees``, ``reviewers`` and ``teamReviewers``, asked for once, as
-        the PR opens. Whom GitHub refuses is a warning: the PR stands without them."""
+        the PR opens. Whatever GitHub refuses is a warning: the PR stands without them."""
         automation, problems = self.automation, []
         if automation.pr_assignees:
-            assigned = {login.lower() for login in await self.pulls.add_assignees(
-                number, automation.pr_assignees)}  # fmt: skip
+            try:
+                assigned = {login.lower() for login in await self.pulls.add_assignees(
+                    number, automation.pr_assignees)}  # fmt: skip
+            except GitHubError as exc:
+                assigned = set()
+                log.info("%s: assigning #%s failed: %s", self.repo.full_name, number, exc)
             left_out = [p for p in automation.pr_assignees if p.lower() not in assigned]
             if left_out:
                 problems.append(self._warning(
@@ -397,23 +407,32 @@ class Proposal:
             await self.pulls.request_reviewers(
                 number, reviewers=automation.pr_reviewers, teams=automation.pr_team_reviewers
             )
-        except ValidationFailed as refused:
-            # All or nothing on GitHub's side: ask for each alone, to know whom it refuses.
-            refusals = []
-            for kind, name in requests if len(requests) > 1 else []:
-                try:
-                    await self.pulls.request_reviewers(
-                        number,
-                        reviewers=[name] if kind == "reviewers" else [],
-                        teams=[name] if kind == "team_reviewers" else [],
-                    )
-                except ValidationFailed:
-                    refusals.append(name)
-            names = ", ".join(refusals or [name for _kind, name in requests])
+            return problems
+        except GitHubError as refused:
+            why = refused.message if isinstance(refused, ValidationFailed) else str(refused)
+            if not isinstance(refused, ValidationFailed) or len(requests) == 1:
+                names = [name for _kind, name in requests]
+            else:
+                # All or nothing on GitHub's side: ask for each alone, to know whom it refuses.
+                names = [
+                    name for kind, name in requests if not await self._ask_one(number, kind, name)
+                ]
+        if names:
             problems.append(self._warning(
-                f"pullRequest.reviewers: GitHub did not ask {names} to review #{number} "
-                f"({refused.message}); name people and teams with access to this repository"))  # fmt: skip
+                f"pullRequest.reviewers: GitHub did not ask {', '.join(names)} to review "
+                f"#{number} ({why}); name people and teams with access to this repository"))  # fmt: skip
         return problems
+
+    async def _ask_one(self, number: int, kind: str, name: str) -> bool:
+        try:
+            await self.pulls.request_reviewers(
+                number,
+                reviewers=[name] if kind == "reviewers" else [],
+                teams=[name] if kind == "team_reviewers" else [],
+            )
+        except GitHubError:
+            return False
+        return True
 
     async def _sync_labels(self) -> None:
         state = self.state

@@ -509,7 +509,13 @@ class _Run:
             )
             for c in changes
         }
-        notes = await self.deps.release_notes.notes(changes, metadata_of, self.repo.gh)
+        try:
+            notes = await self.deps.release_notes.notes(
+                changes, metadata_of, self.repo.gh, owner=self.record.installation_id
+            )
+        except Exception:  # best effort: a hostile image or registry must not stop the PR
+            log.exception("%s: release notes failed; the PR goes without them", self.repo)
+            return ""
         return release_notes_section(notes)
 
     def _state_at_start(self, automation: AutomationConfig) -> AutomationState:
@@ -538,7 +544,7 @@ class _Run:
         tree, plan = await self._plan(automation, base_sha)
         direct = automation.commits_directly(branch)
         if plan.result and plan.pr_state is not None and not direct:
-            plan.body_text += await self._release_notes(plan)
+            plan.appendix = await self._release_notes(plan)
         if self.deps.problems_in_pr and plan.pr_state is not None:
             problems = [*self.config_problems, *self.observation.errors.values()]
             problems += [*plan.errors, *plan.warnings]

@@ -67,7 +67,10 @@ def distribution(payload: object) -> set[str]:
         if not isinstance(host, str) or not host:
             url = target.get("url")
             host = URL(url).authority if isinstance(url, str) else None
-        images.add(_image(f"{host}/{target.get('repository')}"))
+        repository = target.get("repository")
+        if not host or not isinstance(repository, str) or not repository:
+            raise EventError("an event names no registry host or repository")
+        images.add(_image(f"{host}/{repository}"))
     return images
 
 

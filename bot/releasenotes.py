@@ -1,17 +1,21 @@
 """Fetching what the PR body's release notes need (issue 12 §1): each changed image's
 metadata (the tag source, once per digest) and its source repository's GitHub releases.
 
-The releases are read with the installation's token, which reads any public
-repository; they are cached by (repository, old, new), so a PR's notes cost their
-requests once, and counted apart (`RELEASE_REQUESTS`) from the reconcile's own. Best
-effort: a failure leaves the notes out, never the PR.
+The releases are read with the installation's token, and only from a repository
+GitHub says is public: the token also reads the installation's private
+repositories, whose notes an image's label must not be able to pull into a PR.
+They are cached per installation, source repository and pair of versions (an empty
+list only briefly: the release often follows the image), and their requests are
+counted in `ReleaseNotes.requests`, apart from the reconcile's. Best effort: a
+failure leaves the notes out, never the PR.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bot.github.client import GitHubClient
@@ -31,12 +35,17 @@ log = logging.getLogger(__name__)
 CACHE_SIZE = 2_000
 
 
+#: How long "no releases" is believed: the GitHub release often comes after the image.
+EMPTY_TTL = 600.0
+
+
 class ReleaseNotes:
     """Shared by every run: the cache, and how many requests the notes cost."""
 
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self._cache: OrderedDict[tuple[str, str, str, str], list[Release]] = OrderedDict()
+    def __init__(self, size: int = CACHE_SIZE, clock: Callable[[], float] = time.monotonic):
+        self._cache: OrderedDict[tuple[Any, ...], tuple[list[Release], float]] = OrderedDict()
         self._size = size
+        self._clock = clock
         self.requests = 0
 
     async def notes(
@@ -44,8 +53,11 @@ class ReleaseNotes:
         changes: Sequence[ImageChange],
         metadata_of: Mapping[str, Any],
         github: GitHubClient,
+        *,
+        owner: int,
     ) -> list[ImageNotes]:
-        """``metadata_of``: policy -> its image's async ``tag -> ImageMetadata | None``."""
+        """``metadata_of``: policy -> its image's async ``tag -> ImageMetadata | None``;
+        ``owner``: the installation whose token ``github`` holds (a cache never crosses)."""
         found = []
         for change in changes:
             lookup = metadata_of.get(change.policy)
@@ -56,29 +68,34 @@ class ReleaseNotes:
                     notes.old = await lookup(change.old_tag)
             source = github_source(notes.new)
             if source is not None and change.old_tag and not change.digest_only:
-                notes.releases = await self._releases(github, *source, change.old_tag,
+                notes.releases = await self._releases(github, owner, *source, change.old_tag,
                                                       change.new.tag)  # fmt: skip
             found.append(notes)
         return found
 
     async def _releases(
-        self, github: GitHubClient, owner: str, repository: str, old: str, new: str
+        self, github: GitHubClient, owner: int, account: str, name: str, old: str, new: str
     ) -> list[Release]:
-        key = (owner.lower(), repository.lower(), old, new)
-        if key in self._cache:
+        key = (owner, account.lower(), name.lower(), old, new)
+        cached = self._cache.get(key)
+        if cached is not None and (cached[0] or self._clock() - cached[1] < EMPTY_TTL):
             self._cache.move_to_end(key)
-            return self._cache[key]
+            return cached[0]
+        where = {"owner": account, "repo": name}
         try:
             self.requests += 1
-            listed = await github.getitem(
-                "/repos/{owner}/{repo}/releases{?per_page}",
-                {"owner": owner, "repo": repository, "per_page": 100},
-            )
+            repository = await github.getitem("/repos/{owner}/{repo}", where)
+            releases: list[Release] = []
+            if isinstance(repository, dict) and repository.get("private") is False:
+                self.requests += 1
+                listed = await github.getitem(
+                    "/repos/{owner}/{repo}/releases{?per_page}", {**where, "per_page": 100}
+                )
+                releases = between(_releases(listed), old, new)
         except GitHubError as exc:
-            log.info("release notes of %s/%s: %s", owner, repository, exc)
+            log.info("release notes of %s/%s: %s", account, name, exc)
             return []
-        releases = between(_releases(listed), old, new)
-        self._cache[key] = releases
+        self._cache[key] = (releases, self._clock())
         if len(self._cache) > self._size:
             self._cache.popitem(last=False)
         return releases

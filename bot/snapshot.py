@@ -91,6 +91,9 @@ class SnapshotTagSource:
                 found.append(exc)
         return found
 
+    def all_tags(self, image_repository: ImageRepositoryConfig) -> list[str]:
+        return list(self._lookup(image_repository).tags)
+
     def metadata_lookup(self, image_repository: ImageRepositoryConfig):  # noqa: ANN201
         """The created times the file gives (nothing else: a snapshot has no manifests)."""
 

@@ -228,9 +228,13 @@ async def _handle_registry_event(
         return _refuse(401, "unknown or missing token: send the operator's token for this registry")
     if (request.content_length or 0) > MAX_REGISTRY_EVENT_BYTES:
         return _refuse(413, f"body larger than {MAX_REGISTRY_EVENT_BYTES} bytes")
-    body = await request.content.read(MAX_REGISTRY_EVENT_BYTES + 1)
-    if len(body) > MAX_REGISTRY_EVENT_BYTES:
-        return _refuse(413, f"body larger than {MAX_REGISTRY_EVENT_BYTES} bytes")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(1 << 16):
+        size += len(chunk)
+        if size > MAX_REGISTRY_EVENT_BYTES:
+            return _refuse(413, f"body larger than {MAX_REGISTRY_EVENT_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         images = registryevents.images_of(kind, json.loads(body))
     except RecursionError:

@@ -85,6 +85,10 @@ class FakeRegistry:
             return_exceptions=True,
         )
 
+    def all_tags(self, image_repository: ImageRepositoryConfig) -> list[str] | None:
+        """The image's tags before the exclusion list, as the real source remembers them."""
+        return list(self.images.get(image_repository.image, [])) or None
+
     def metadata_lookup(self, image_repository: ImageRepositoryConfig):
         """What an image says about itself: `metadata`, else its `created` time."""
         from bot.imagemeta import ImageMetadata

@@ -152,6 +152,19 @@ async def test_unauthenticated_notifications_are_refused_before_the_body_is_read
     assert answer.status == status
 
 
+async def test_a_body_sent_in_small_chunks_is_read_whole(events):
+    client, *_ = events
+    padded = {**QUAY, "homepage": "x" * 200_000}
+    data = json.dumps(padded).encode()
+
+    async def chunks():
+        for start in range(0, len(data), 8192):
+            yield data[start : start + 8192]
+
+    answer = await client.post("/registry/events?token=t-quay", data=chunks())
+    assert answer.status == 202
+
+
 async def test_bad_bodies_get_400_or_413_naming_the_kind(events):
     client, *_ = events
     bearer = {"Authorization": "Bearer t-harbor"}

@@ -111,3 +111,16 @@ async def test_serve_proposes_a_tag_once_it_is_old_enough(github_sim, app_key):
         await world.reconcile(REPO)
         (pull,) = world.open_pulls(REPO)
         assert f"{IMAGE}:5.0.3 -> {IMAGE}:5.0.4" in pull["body"]
+
+
+async def test_the_first_scan_records_every_tag_not_only_those_an_exclusion_list_keeps():
+    store = Store.open("sqlite:///:memory:")
+    excluding = config().replace(f"image: {IMAGE}}}", f"image: {IMAGE}, exclusionList: ['^5.0.4$']}}")
+    loaded, problems = load_config(excluding)
+    assert problems == []
+    registry = FakeRegistry({IMAGE: ["5.0.0", "5.0.3", "5.0.4"]})
+    await observe_policies(loaded, registry.source("o/a"), ages=store, now=NOW)
+    # Another repository without that exclusion: 5.0.4 was there at the first scan too.
+    others, _ = load_config(config())
+    observation = await observe_policies(others, registry.source("o/b"), ages=store, now=NOW + 60)
+    assert observation.latest["podinfo"].tag == "5.0.4"

@@ -94,6 +94,7 @@ def test_the_section_keeps_to_its_budget():
                                                               for i in range(3, 0, -1)])  # fmt: skip
     text = section([notes], budget=6000)
     assert len(text) <= 6000 and text.endswith("…(release notes cut to fit)")
+    assert text.count("<details>") == text.count("</details>") == 1  # whole releases only
 
 
 async def test_the_pr_body_carries_the_releases_read_once_with_the_installation_token(
@@ -118,10 +119,52 @@ async def test_the_pr_body_carries_the_releases_read_once_with_the_installation_
             assert f"<details><summary>podinfo {tag}</summary>" in body
         assert "v6.0.0" not in body and "podinfo v5.0.0<" not in body
         assert sim.counters["GET /repos/{owner}/{repo}/releases"] == 1
-        assert world.deps.release_notes.requests == 1
+        assert world.deps.release_notes.requests == 2  # is it public? then its releases
 
         # Another run over the same change: the notes come from the cache.
         sim.push(REPO, "main", {"deploy/other.yaml": deployment("5.0.0")}, as_user="alice")
         sim.reset_counters()
         await world.reconcile(REPO)
         assert sim.counters["GET /repos/{owner}/{repo}/releases"] == 0
+
+
+async def test_a_private_source_repository_gives_no_notes_even_if_the_token_reads_it(
+    github_sim, app_key
+):
+    """An image's label may name any repository: one of the installation's own private
+    ones must not have its release notes pulled into a PR (here: the same installation)."""
+    async with aiohttp.ClientSession() as session:
+        world = World(github_sim, app_key, session)
+        sim = world.sim
+        sim.create_repository("octo-org/secret", files={"README.md": b"s\n"})  # private
+        sim.add_repositories(world.installation, ["octo-org/secret"])
+        sim.create_release("octo-org/secret", "v5.0.3", body="Internal: the new password is x")
+        world.registry.metadata = {IMAGE: {"5.0.3": ImageMetadata(
+            "sha256:" + "1" * 64, {OCI + "source": "https://github.com/octo-org/secret"})}}  # fmt: skip
+        config = podinfo_config(update_path="./deploy", labels=())
+        world.add_repository(REPO, files={CONFIG_PATH: config.encode(),
+                                          "deploy/app.yaml": deployment("5.0.0")})  # fmt: skip
+        await world.reconcile(REPO)
+        (pull,) = world.open_pulls(REPO)
+        assert "password" not in pull["body"]
+        assert sim.counters["GET /repos/{owner}/{repo}/releases"] == 0
+
+
+def test_links_to_issues_do_not_cross_reference_and_blocks_stay_closed():
+    change = ImageChange("podinfo", IMAGE, "5.0.0", None, LatestRef(IMAGE, "5.0.3"))
+    body = "See https://github.com/o/r/issues/7 and https://github.com/o/r/pull/8\n```go\n" + "x" * 5000
+    text = section([ImageNotes(change, new=described("b"), releases=[release("v5.0.3", body)])])
+    assert "https://redirect.github.com/o/r/issues/7" in text
+    assert "https://github.com/o/r/issues/7" not in text
+    assert text.count("```") % 2 == 0 and text.count("<details>") == text.count("</details>")
+
+
+def test_an_odd_index_or_config_is_no_metadata_not_a_crash():
+    from bot import imagemeta
+
+    assert imagemeta.platform_child({"manifests": 5}) is None
+    assert imagemeta.platform_child({"manifests": [{"platform": "linux", "digest": "x"}]}) is None
+    described = imagemeta.with_config(ImageMetadata("d"), {"config": "labels", "created": 7})
+    assert described.labels == {} and described.created is None
+    big = imagemeta.from_manifest("d", {"annotations": {OCI + "title": "t" * 10_000, "x": "y"}})
+    assert len(big.annotations[OCI + "title"]) == imagemeta.MAX_VALUE and "x" not in big.annotations

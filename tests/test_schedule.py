@@ -56,6 +56,7 @@ def test_windows(window, inside, outside):
         ("on funday", "'funday' in 'on funday' is not a day"),
         ("* * * *", "is not a window"),
         ("61 * * * *", "is not a valid cron expression"),
+        ("0 0 30 2 *", "never matches a date"),
     ],
 )
 def test_bad_windows_say_what_to_write(bad, says):

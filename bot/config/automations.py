@@ -12,6 +12,7 @@ from bot.config.grammar import is_github_login, is_team_slug, is_valid_branch_na
 from bot.config.model import (
     DEFAULT_AUTOMATION_INTERVAL,
     MAX_ASSIGNEES,
+    MAX_REVIEWERS,
     UPDATE_STRATEGIES,
     AutomationConfig,
 )
@@ -219,6 +220,13 @@ def _pull_request(check: Checker, node: Node, path: str, automation: AutomationC
         )
     automation.pr_reviewers = _people(check, pr, "reviewers", path)
     automation.pr_team_reviewers = _people(check, pr, "teamReviewers", path, teams=True)
+    asked = len(automation.pr_reviewers) + len(automation.pr_team_reviewers)
+    if asked > MAX_REVIEWERS:
+        check.error(
+            pr.get("reviewers") or pr["teamReviewers"],
+            f"{path}.reviewers",
+            f"{asked} people and teams are asked to review; GitHub takes at most {MAX_REVIEWERS}",
+        )
 
 
 def _people(

@@ -22,6 +22,7 @@ DEFAULT_POLICY_INTERVAL = 600.0  # 10m, Flux's default for digestReflectionPolic
 MIN_TIMEOUT = 1.0  # Flux raises any shorter timeout to 1s
 MAX_EXCLUSION_LIST = 25  # Flux's CRD limit
 MAX_ASSIGNEES = 10  # GitHub assigns at most 10 people to an issue or PR
+MAX_REVIEWERS = 15  # people and teams asked to review, together (GitHub's own cap)
 DEFAULT_AUTHOR_NAME = "image-automation[bot]"
 PUSH_BRANCH_PREFIX = "image-automation/"
 UPDATE_STRATEGIES = ("Setters",)  # update.strategy: Flux knows only this one

@@ -70,9 +70,12 @@ class Window:
     def next_start(self, moment: datetime) -> datetime | None:
         """The first minute after ``moment`` that is inside (None: not within LOOKAHEAD)."""
         if self.cron is not None:
-            from croniter import croniter
+            from croniter import CroniterBadDateError, croniter
 
-            found = croniter(self.cron, moment).get_next(datetime)
+            try:
+                found = croniter(self.cron, moment).get_next(datetime)
+            except CroniterBadDateError:  # a date that never comes (30 February)
+                return None
             return found if found - moment <= LOOKAHEAD else None
         # Words: a window opens at `after` (or midnight) of one of its days, or at once.
         start = moment.replace(second=0, microsecond=0) + timedelta(minutes=1)
@@ -121,7 +124,10 @@ def parse_window(text: str) -> Window:
 
         if not croniter.is_valid(words):
             raise ScheduleError(f"'{text}' is not a valid cron expression (5 fields)")
-        return Window(text=text, cron=words)
+        window = Window(text=text, cron=words)
+        if window.next_start(datetime(2000, 1, 1, tzinfo=ZoneInfo("UTC"))) is None:
+            raise ScheduleError(f"'{text}' never matches a date (like 30 February); fix it")
+        return window
     match = _WORDS.match(words)
     if not words or match is None or not any(match.groups()):
         raise ScheduleError(

@@ -35,6 +35,7 @@ class TagEntry:
 class Failure:
     message: str
     at: float
+    at_wall: float = 0.0  # wall clock, to compare with registry push events
 
 
 class TagCache:
@@ -56,8 +57,8 @@ class TagCache:
         self._failures.pop(key, None)
         return entry
 
-    def fail(self, key: ImageKey, message: str, now: float) -> None:
-        self._failures[key] = Failure(message, now)
+    def fail(self, key: ImageKey, message: str, now: float, wall: float = 0.0) -> None:
+        self._failures[key] = Failure(message, now, wall)
 
     def __len__(self) -> int:
         return len(self._entries)

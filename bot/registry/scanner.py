@@ -17,7 +17,7 @@ import ssl
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -50,11 +50,12 @@ class ScanResult:
     canonical: str
     tags: list[str]  # after exclusions, Flux order (descending byte-wise)
     scanned_at: float  # clock time of the scan the tags come from
+    all_tags: list[str] = field(default_factory=list)  # before exclusions (not a copy)
     error: str | None = None  # why the latest scan failed, when stale
     stale: bool = False  # True: the tags are the last good ones, the latest scan failed
 
 
-#: Images whose metadata is kept (a few hundred bytes each).
+#: Images whose metadata is kept (a few values of at most 1 KiB each: `bot.imagemeta`).
 MAX_METADATA_ENTRIES = 20_000
 
 MetadataLookup = Callable[[str], Awaitable[ImageMetadata | None]]
@@ -113,8 +114,11 @@ class RegistryScanner:
         interval = image_repository.interval
         now = self._clock()
         entry = self._tags.get(key)
-        if entry is not None and pushed_at is not None and entry.started_wall < pushed_at:
-            force = True
+        if entry is not None and pushed_at is not None:
+            # Scan again once after a push: not again while that scan's failure backs off.
+            failure = self._tags.failure(key)
+            tried = max(entry.started_wall, failure.at_wall if failure is not None else 0.0)
+            force = force or tried < pushed_at
         if not force:
             if entry is not None and now - entry.scanned_at < interval:
                 return self._result(image_repository, key, entry)
@@ -141,17 +145,17 @@ class RegistryScanner:
                 f"{target.image}: the registry did not answer within {seconds:g}s "
                 "(the scan's timeout); is it up?"
             )
-            self._tags.fail(key, message, started)
+            self._tags.fail(key, message, started, started_wall)
             raise RegistryError(message) from None
         except RegistryError as exc:
-            self._tags.fail(key, str(exc), started)
+            self._tags.fail(key, str(exc), started, started_wall)
             raise
         except Exception as exc:  # never let one registry crash the bot
             log.exception("%s: unexpected error while scanning", target.image)
             message = redact(
                 f"{target.image}: unexpected error while scanning: {exc!r}", target.credential
             )
-            self._tags.fail(key, message, started)
+            self._tags.fail(key, message, started, started_wall)
             raise RegistryError(message) from None
         self._digests.keep_only(key, set(tags))
         log.info("%s: scanned, %d tags", target.image, len(tags))
@@ -165,6 +169,7 @@ class RegistryScanner:
             canonical=key[0],
             tags=self._filtered(image_repository, entry),
             scanned_at=entry.scanned_at,
+            all_tags=entry.tags,
         )
 
     def _failed(
@@ -298,6 +303,9 @@ class RegistryScanner:
                     )
             except (RegistryError, TimeoutError) as exc:
                 log.info("%s:%s: no image metadata: %s", image_repository.image, tag, exc)
+                return None
+            except Exception:  # a registry's odd answer must never fail a run
+                log.exception("%s:%s: reading image metadata failed", image_repository.image, tag)
                 return None
             self._metadata[(key, digest)] = metadata
             if len(self._metadata) > MAX_METADATA_ENTRIES:

@@ -39,6 +39,8 @@ class RegistryTagSource:
         self._github_repository = github_repository
         #: Canonical image name -> when a registry said it was pushed (`bot.registryevents`).
         self._pushed = dict(pushed or {})
+        #: Canonical image name -> its tags before any exclusion list, as last scanned.
+        self._all_tags: dict[str, list[str]] = {}
         #: Told of each scan as it starts and ends (`plan` on a terminal).
         self._progress = progress
 
@@ -60,7 +62,12 @@ class RegistryTagSource:
                 self._progress.finished(image_repository.image)
         if result.stale:
             log.warning("%s: using the last good tags: %s", image_repository.image, result.error)
+        self._all_tags[result.canonical] = result.all_tags
         return result.tags
+
+    def all_tags(self, image_repository: ImageRepositoryConfig) -> list[str] | None:
+        """The image's tags before the exclusion list (after `tags` was asked)."""
+        return self._all_tags.get(image_repository.ref.canonical_name)
 
     async def tags_of_all(
         self, image_repositories: Sequence[ImageRepositoryConfig]

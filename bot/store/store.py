@@ -50,6 +50,8 @@ class Store(PullRequestOutcomes):
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         #: When each repository runs next, and which replica holds it.
         self.schedule = Schedule(engine, clock=clock)
+        #: `first_seen` answers by (image, tag list): a first sighting never changes.
+        self._first_seen_memo: dict[tuple[str, int], dict[str, float]] = {}
 
     @classmethod
     def open(
@@ -373,6 +375,10 @@ class Store(PullRequestOutcomes):
         ``now``, except at the image's first scan, whose tags count as old (0): the bot
         cannot know how long they were there. One transaction; concurrent replicas agree
         (the first writer's time stays)."""
+        memo_key = (image, hash(tuple(tags)))
+        remembered = self._first_seen_memo.get(memo_key)
+        if remembered is not None:
+            return remembered  # the same tags as last time: what the database said then
         seen_table = t.tags_seen
         of_image = sa.select(seen_table.c.tag, seen_table.c.first_seen).where(
             seen_table.c.image == image
@@ -387,7 +393,11 @@ class Store(PullRequestOutcomes):
                     [{"image": image, "tag": tag, "first_seen": when} for tag in new],
                 )
                 known = {row[0]: row[1] for row in db.execute(of_image)}
-        return {tag: known[tag] for tag in tags if tag in known}
+        found = {tag: known[tag] for tag in tags if tag in known}
+        if len(self._first_seen_memo) >= 1024:
+            self._first_seen_memo.clear()
+        self._first_seen_memo[memo_key] = found
+        return found
 
     # -- automations ----------------------------------------------------------
 

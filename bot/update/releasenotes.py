@@ -24,7 +24,9 @@ RELEASE_BUDGET = 4_000
 #: Releases listed per image at most.
 MAX_RELEASES = 10
 
-_GITHUB_SOURCE = re.compile(r"^(?:https?://|git@)github\.com[/:]([\w.-]+)/([\w.-]+?)(?:\.git)?/?$")
+_GITHUB_SOURCE = re.compile(
+    r"^(?:https?://|git@)github\.com[/:]([A-Za-z0-9-]+)/([\w.-]+?)(?:\.git)?/?$"
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,9 @@ def github_source(metadata: ImageMetadata | None) -> tuple[str, str] | None:
     """(owner, repository) when the image's source is a github.com repository."""
     source = metadata.value("source") if metadata is not None else None
     match = _GITHUB_SOURCE.match(source or "")
-    return (match.group(1), match.group(2)) if match else None
+    if match is None or match.group(2) in (".", ".."):
+        return None
+    return match.group(1), match.group(2)
 
 
 def tag_page(image: str, tag: str) -> str | None:
@@ -116,14 +120,49 @@ def tag_page(image: str, tag: str) -> str | None:
 
 
 def section(notes: Sequence[ImageNotes], *, budget: int = SECTION_BUDGET) -> str:
-    """The "What changed" part of the PR body; empty when there is nothing to say."""
-    parts = [part for part in (_image_part(n) for n in notes) if part]
-    if not parts:
-        return ""
-    text = "\n\n### What changed\n\n" + "\n\n".join(parts)
-    if len(text) > budget:
-        text = text[: budget - 40].rsplit("\n", 1)[0] + "\n\n…(release notes cut to fit)"
+    """The "What changed" part of the PR body; empty when there is nothing to say.
+
+    Whole blocks only: an image's part, or a release's, is left out when it does not
+    fit, so a ``<details>`` or a code fence is never left open."""
+    text = ""
+    for blocks in (_image_blocks(n) for n in notes):
+        for index, block in enumerate(blocks):
+            heading = "" if text else "\n\n### What changed"
+            piece = f"{heading}\n\n{block}" if index == 0 else f"\n{block}"
+            if len(text) + len(piece) > budget - len(_CUT):
+                return text + _CUT if text else ""
+            text += piece
     return text
+
+
+_CUT = "\n\n…(release notes cut to fit)"
+
+
+def _image_blocks(notes: ImageNotes) -> list[str]:
+    """The image's own lines, then one block per release; none when nothing is known."""
+    head = _image_part(notes)
+    if not head:
+        return []
+    return [head, *(_release_block(r) for r in notes.releases[:MAX_RELEASES])]
+
+
+def _release_block(release: Release) -> str:
+    title = _safe(_one_line(release.name or release.tag_name))
+    body = _safe(release.body.strip())[:RELEASE_BUDGET] or "(no notes)"
+    if body.count("```") % 2:
+        body += "\n```"  # a fence the cut left open
+    flag = " (pre-release)" if release.prerelease else ""
+    return "\n".join(
+        [
+            f"<details><summary>{title}{flag}</summary>",
+            "",
+            release.html_url,
+            "",
+            body,
+            "",
+            "</details>",
+        ]
+    )
 
 
 def _image_part(notes: ImageNotes) -> str:
@@ -162,21 +201,9 @@ def _image_part(notes: ImageNotes) -> str:
         page = tag_page(change.image, change.new.tag)
         if page:
             lines.append(f"- tag: {page}")
-    for release in notes.releases[:MAX_RELEASES]:
-        title = _safe(_one_line(release.name or release.tag_name))
-        body = _safe(release.body.strip())[:RELEASE_BUDGET] or "(no notes)"
-        flag = " (pre-release)" if release.prerelease else ""
-        lines += [
-            "",
-            f"<details><summary>{title}{flag}</summary>",
-            "",
-            f"{release.html_url}",
-            "",
-            body,
-            "",
-            "</details>",
-        ]
-    return "\n".join(lines) if len(lines) > 2 else ""
+    if len(lines) <= 2 and not notes.releases:
+        return ""
+    return "\n".join(lines)
 
 
 def _release_tag(notes: ImageNotes, image_tag: str) -> str:
@@ -201,9 +228,15 @@ def _one_line(text: str) -> str:
 _HTML = re.compile(r"<(?=[A-Za-z/!?])")
 
 
+_ISSUE_LINK = re.compile(r"https?://github\.com/(?=[\w.-]+/[\w.-]+/(?:issues|pull|discussions)/)")
+
+
 def _safe(text: str) -> str:
     """Text from outside, made inert: no HTML tag or comment (a forged hidden block), no
-    @-mentions, no #123 cross-references; Markdown (and ``a < b``) stays as it is."""
+    @-mentions, no cross-references (``#123``, or a link to an issue, which GitHub would
+    note on that issue: links go through redirect.github.com, which it does not);
+    Markdown (and ``a < b``) stays as it is."""
+    text = _ISSUE_LINK.sub("https://redirect.github.com/", text)
     text = _HTML.sub("&lt;", text)
     text = re.sub(r"@(?=\w)", "@\u200b", text)
     return re.sub(r"#(?=\d)", "#\u200b", text)

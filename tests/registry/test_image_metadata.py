@@ -55,11 +55,14 @@ async def test_a_multi_arch_index_is_read_through_its_amd64_manifest(
     plain_registry: Registry, make_scanner: MakeScanner
 ):
     path = "meta/multi"
-    plain_registry.pusher.multi_arch(path, "3.0.0", salt="multi", media_type=OCI_INDEX)
+    plain_registry.pusher.multi_arch(path, "3.0.0", salt="multi", media_type=OCI_INDEX,
+                                     described={arch: {"labels": {OCI + "title": arch}}
+                                                for arch in ("amd64", "arm64")})  # fmt: skip
     metadata = await make_scanner().metadata_lookup(
         image_repository_config(plain_registry.image(path))
     )("3.0.0")
-    assert metadata.labels["salt"] == "multi-amd64"
+    assert metadata.value("title") == "amd64"
+    assert "salt" not in metadata.labels  # only the keys the bot reads are kept
 
 
 async def test_a_missing_tag_is_no_metadata_not_an_error(

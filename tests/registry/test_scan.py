@@ -146,3 +146,33 @@ async def test_tag_cap_is_a_clear_error(
     scanner = make_scanner(max_tags=5_000)
     with pytest.raises(RegistryError, match="more than 5000 tags"):
         await scanner.scan(image_repository_config(plain_registry.image("bench/tenk")))
+
+
+async def test_a_push_event_forces_one_scan_and_a_failed_one_still_backs_off(
+    plain_registry: Registry, make_scanner: MakeScanner, clock: FakeClock
+) -> None:
+    """`pushed_at` (a registry's push notification) beats the interval once; if that scan
+    fails, the failure's backoff holds, not one scan per run (issue 12 §3)."""
+    import time
+
+    assert plain_registry.shim is not None
+    plain_registry.shim.reset()
+    scanner = make_scanner()
+    image_repository = image_repository_config(plain_registry.image("app/semver"), interval=3600)
+    await scanner.scan(image_repository)
+    pushed = time.time()
+    time.sleep(0.01)  # the forced scan starts after the push
+    await scanner.scan(image_repository, pushed_at=pushed)
+    await scanner.scan(image_repository, pushed_at=pushed)
+    assert scanner.request_counts["tags"] == 2  # one more, not one per run
+
+    plain_registry.shim.inject("app/semver", "tags", "500", "500", "500", "500")
+    later = time.time()
+    time.sleep(0.01)
+    result = await scanner.scan(image_repository, pushed_at=later)
+    assert result.stale and scanner.request_counts["tags"] >= 3
+    counted = scanner.request_counts["tags"]
+    for _ in range(3):
+        await scanner.scan(image_repository, pushed_at=later)
+    assert scanner.request_counts["tags"] == counted
+    plain_registry.shim.reset()

@@ -162,9 +162,16 @@ class Pusher:
         return digest
 
     def multi_arch(
-        self, image_path: str, tags: list[str] | str, *, salt: str, media_type: str = OCI_INDEX
+        self,
+        image_path: str,
+        tags: list[str] | str,
+        *,
+        salt: str,
+        media_type: str = OCI_INDEX,
+        described: dict[str, dict[str, Any]] | None = None,
     ) -> tuple[str, dict[str, str]]:
-        """Push an index (OCI) or manifest list (Docker) over amd64+arm64.
+        """Push an index (OCI) or manifest list (Docker) over amd64+arm64; ``described``:
+        per architecture, `image_manifest`'s annotations, labels and created.
 
         Returns (index digest, {arch: child digest}).
         """
@@ -173,7 +180,11 @@ class Pusher:
         entries = []
         for arch in ("amd64", "arm64"):
             body = self.image_manifest(
-                image_path, salt=f"{salt}-{arch}", media_type=child_type, arch=arch
+                image_path,
+                salt=f"{salt}-{arch}",
+                media_type=child_type,
+                arch=arch,
+                **(described or {}).get(arch, {}),
             )
             digest = self.manifest(image_path, sha256(body), body, child_type)
             children[arch] = digest
