@@ -405,7 +405,8 @@ def _load(
     With no config file (and none named on the command line), the Flux image objects
     found anywhere under ``root`` are the config, as `serve` does.
     """
-    from bot.config.manifests import manifest_paths, mentions_flux_objects
+    from bot.config.manifests import manifest_paths, mentions_flux_objects, too_large
+    from bot.config.yaml import MAX_MANIFEST_BYTES
 
     try:
         text: bytes | None = config_file.read_bytes()
@@ -423,8 +424,17 @@ def _load(
         if not alone[0].flux_manifests:
             return alone
         patterns = alone[0].flux_manifests
-    paths = manifest_paths(patterns, localtree.list_files(root)) if root.is_dir() else []
-    found, _unreadable = localtree.read_candidates(root, paths, keep=mentions_flux_objects)
+    skipped: list[Problem] = []
+    paths = []
+    for path in manifest_paths(patterns, localtree.list_files(root)) if root.is_dir() else []:
+        if (root / path).is_symlink():
+            continue  # as `serve`: links are not followed for Flux objects
+        size = (root / path).stat().st_size
+        if size <= MAX_MANIFEST_BYTES:
+            paths.append(path)
+        elif patterns is not None:
+            skipped.append(too_large(path, size))
+    found, unreadable = localtree.read_candidates(root, paths, keep=mentions_flux_objects)
     if text is None and not found:
         print(
             f"{config_file}: no config file, and no Flux image objects under {root}; "
@@ -432,7 +442,8 @@ def _load(
             file=err,
         )
         return None
-    return load_config(text, path=str(config_file), manifests=found)
+    config, problems = load_config(text, path=str(config_file), manifests=found)
+    return config, problems + skipped + unreadable
 
 
 def _without_event_loop(coroutine: Coroutine[Any, Any, T]) -> T:

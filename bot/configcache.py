@@ -57,6 +57,11 @@ class ConfigCache:
             return found
         return self._put(key, await parse(load_sources, text, default_branch))
 
+    def put(self, text: bytes, default_branch: str | None, parsed: Parsed) -> Parsed:
+        """Remember ``parsed`` (e.g. a parse that failed) as the result for ``text``."""
+        key, _ = self._get(text, default_branch)
+        return self._put(key, parsed)
+
     def _get(
         self, raw: bytes, default_branch: str | None
     ) -> tuple[tuple[bytes, str | None], Parsed | None]:

@@ -23,8 +23,8 @@ from typing import Any, Protocol, TypeVar
 
 from bot import metrics
 from bot.checkrun import AutomationReport, CheckRun, render_checks
-from bot.config import CONFIG_PATH, AutomationConfig, Config
-from bot.config.manifests import manifest_paths, mentions_flux_objects
+from bot.config import CONFIG_PATH, AutomationConfig, Config, load_config
+from bot.config.manifests import manifest_paths, mentions_flux_objects, too_large
 from bot.config.schedule import Schedule
 from bot.config.sources import ConfigSources, sources_identity
 from bot.config.yaml import MAX_MANIFEST_BYTES
@@ -41,9 +41,18 @@ from bot.github.errors import (
 )
 from bot.github.repo import Repo
 from bot.github.tarball import git_blob_sha
-from bot.github.trees import WORKFLOWS_DIR, BlobCache, Tree, TreeCache, is_workflow_file
+from bot.github.trees import (
+    SYMLINK_MODE,
+    WORKFLOWS_DIR,
+    BlobCache,
+    Tree,
+    TreeCache,
+    is_workflow_file,
+)
 from bot.logs import log_context
 from bot.planner import (
+    MAX_BYTES_SETTING,
+    MAX_FILES_SETTING,
     MAX_SECONDS_SETTING,
     UNLIMITED,
     AutomationPlan,
@@ -57,7 +66,7 @@ from bot.planner import (
 )
 from bot.policy.evaluate import Ranking, rank_tags
 from bot.policy.model import PolicyError, PolicySpec
-from bot.problems import Problem, Severity, error
+from bot.problems import Problem, Severity, error, warning
 from bot.pullrequest import Outcome, Proposal
 from bot.rankings import RankingCache
 from bot.releasenotes import ReleaseNotes
@@ -69,6 +78,24 @@ from bot.update.releasenotes import section as release_notes_section
 from bot.workers import WallTimeExceeded, WorkerLost, Workers
 
 T = TypeVar("T")
+
+
+class BlobIds:
+    """A bounded set of blob ids (oldest forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self._ids: dict[str, None] = {}
+        self._size = size
+
+    def __contains__(self, sha: object) -> bool:
+        return sha in self._ids
+
+    def add(self, sha: str) -> None:
+        self._ids[sha] = None
+        if len(self._ids) > self._size:
+            del self._ids[next(iter(self._ids))]
+
+
 log = logging.getLogger(__name__)
 
 #: Without a config the bot waits for a push; this is only a safety net.
@@ -112,6 +139,8 @@ class Deps:
     problems_in_pr: bool = False
     #: Release notes for PR bodies: cached, and their requests counted apart.
     release_notes: ReleaseNotes = field(default_factory=ReleaseNotes)
+    #: Blob ids of YAML files known to hold no Flux object (`bot.config.manifests`).
+    not_flux: BlobIds = field(default_factory=lambda: BlobIds(200_000))
     #: Now, for automations' schedules (tests set it).
     clock: Callable[[], float] = time.time
 
@@ -239,6 +268,7 @@ class _Run:
         self.reports: list[AutomationReport] = []
         self.deferred: list[str] = []  # automations outside their schedule this run
         self.source: TagSource | None = None  # step 3's, for the release notes
+        self.manifest_problems: list[Problem] = []  # listed manifests not read, and why
 
     @property
     def automations(self) -> list[AutomationConfig]:
@@ -289,18 +319,18 @@ class _Run:
         except (WallTimeExceeded, WorkerLost) as exc:
             seconds = self.deps.budget.max_seconds
             why = f"took longer than {seconds:g} s" if isinstance(exc, WallTimeExceeded) else exc
-            self.config, self.config_problems = (
+            sources = ConfigSources.decode(self.config_text)
+            where = CONFIG_PATH if sources.config is not None else sources.manifests[0][0]
+            failed = (
                 Config(),
-                [
-                    error(
-                        CONFIG_PATH,
-                        1,
-                        1,
-                        f"reading the Flux manifests failed ({why}); list fewer or smaller files "
-                        "in fluxManifests",
-                    )
-                ],
+                [error(where, 1, 1, f"reading the Flux manifests failed ({why}); "
+                       "list fewer or smaller files in fluxManifests")],
+            )  # fmt: skip
+            # Remembered like a parse: the same sources fail the same way next time.
+            self.config, self.config_problems = self.deps.configs.put(
+                self.config_text, self.record.default_branch, failed
             )
+        self.config_problems += self.manifest_problems
         self.outcome.problems.extend(self.config_problems)
         self.outcome.next_run = self.config.shortest_interval()
         return True
@@ -316,7 +346,12 @@ class _Run:
         """
         record = self.record
         entry = tree.entries.get(CONFIG_PATH)
-        if entry is not None and entry.sha == record.config_sha and record.config_text is not None:
+        if (
+            entry is not None
+            and entry.sha == record.config_sha
+            and record.config_text is not None
+            and not self._lists_manifests(record.config_text)
+        ):
             return record.config_sha, record.config_text  # the same config file, no manifests
         stored = ConfigSources.decode(record.config_text) if record.config_text else None
         config_text = None
@@ -332,44 +367,72 @@ class _Run:
                 config_text = (await self.repo.read_blobs(tree, [CONFIG_PATH])).get(CONFIG_PATH)
             if config_text is None:
                 return None, None
-            patterns = self.deps.configs.load(config_text, default_branch=record.default_branch)[
+            # Encoded, never the raw bytes: a file that mimics a stored bundle stays a file.
+            config_alone = ConfigSources(config_text).encode()
+            if not self._lists_manifests(config_alone):
+                return entry.sha, config_alone
+            patterns = self.deps.configs.load(config_alone, default_branch=record.default_branch)[
                 0
             ].flux_manifests
-            if not patterns:
-                return entry.sha, config_text
         candidates = self._manifest_candidates(tree, patterns)
         identity = sources_identity(
             entry.sha if entry else None, {p: tree.entries[p].sha for p in candidates}
         )
         if identity == record.config_sha:
             return identity, record.config_text
-        files = await self.repo.read_blobs(tree, candidates, max_bytes=MAX_MANIFEST_BYTES)
-        found = {path: data for path, data in files.items() if mentions_flux_objects(data)}
+        # Files known to hold no Flux object are not read again when others change.
+        unknown = [p for p in candidates if tree.entries[p].sha not in self.deps.not_flux]
+        files = await self.repo.read_blobs(tree, unknown, max_bytes=MAX_MANIFEST_BYTES)
+        found = {}
+        for path, data in files.items():
+            if mentions_flux_objects(data):
+                found[path] = data
+            else:
+                self.deps.not_flux.add(tree.entries[path].sha)
         if config_text is None and not found:
             return identity, None
         return identity, ConfigSources.of(config_text, found).encode()
 
+    def _lists_manifests(self, encoded: bytes) -> bool:
+        """Does this config file (alone, encoded) list Flux manifests? (Its parse is cached.)
+
+        A record from before manifests were read holds the same bytes: asking keeps an
+        upgraded repository whose config already had ``fluxManifests`` from never
+        reading them."""
+        if ConfigSources.is_bundle(encoded):
+            return True
+        config, _ = self.deps.configs.load(encoded, default_branch=self.record.default_branch)
+        return bool(config.flux_manifests)
+
     def _manifest_candidates(self, tree: Tree, patterns: tuple[str, ...] | None) -> list[str]:
-        """The files to look for Flux objects in: those listed, else every YAML file that
-        can be one (within the reading budget: a repository with no config is not
-        read whole again and again)."""
-        paths = manifest_paths(patterns, tree.entries)
+        """The files to look for Flux objects in: those listed, else every YAML file.
+
+        Symbolic links are not followed (the identity is the blobs' ids), files over
+        `MAX_MANIFEST_BYTES` are not read (a listed one gets a warning), and all of them
+        must fit the reading budget (`PlanBudget`), else none is read: with no config
+        file silently (the repository did not ask), with one as a warning.
+        """
+        paths = [p for p in manifest_paths(patterns, tree.entries)
+                 if tree.entries[p].mode != SYMLINK_MODE]  # fmt: skip
+        large = [p for p in paths if (tree.entries[p].size or 0) > MAX_MANIFEST_BYTES]
         if patterns is not None:
-            return paths
+            self.manifest_problems += [too_large(p, tree.entries[p].size or 0) for p in large]
         paths = [p for p in paths if (tree.entries[p].size or 0) <= MAX_MANIFEST_BYTES]
         budget = self.deps.budget
         total = sum(tree.entries[p].size or 0 for p in paths)
         if (budget.max_files is not None and len(paths) > budget.max_files) or (
             budget.max_bytes is not None and total > budget.max_bytes
         ):
-            log.info(
-                "%s: no config file, and %d YAML files (%d bytes) are too many to look "
-                "for Flux objects in; add %s",
-                self.repo.full_name,
-                len(paths),
-                total,
-                CONFIG_PATH,
+            message = (
+                f"{len(paths)} YAML files ({total} bytes) are more than the bot reads for Flux "
+                f"objects ({MAX_FILES_SETTING}, {MAX_BYTES_SETTING}); none is read"
             )
+            if patterns is None:
+                log.info("%s: no config file, and %s", self.repo.full_name, message)
+            else:
+                self.manifest_problems.append(
+                    warning(CONFIG_PATH, 1, 1, f"fluxManifests: {message}; list fewer files")
+                )
             return []
         return paths
 
@@ -734,8 +797,12 @@ def refused_for_good(exc: GitHubError) -> bool:
 
 
 def _interval_of(record: RepositoryRecord | None) -> float | None:
-    """The repository's shortest interval, from the config it had last time."""
-    if record is None or record.config_text is None:
+    """The repository's shortest interval, from the config file it had last time (its
+    Flux manifests are not parsed again here, on the event loop, for a retry's delay)."""
+    config_file = (
+        ConfigSources.decode(record.config_text).config if record and record.config_text else None
+    )
+    if config_file is None:
         return None
-    config, _ = ConfigSources.decode(record.config_text).load()
+    config, _ = load_config(config_file, path=CONFIG_PATH)
     return config.shortest_interval()

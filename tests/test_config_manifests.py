@@ -379,3 +379,43 @@ def test_the_identity_is_the_config_blob_alone_when_no_manifests_are_looked_for(
     assert one != sources_identity("abc", {"a.yaml": "2"})
     assert one != sources_identity(None, {"a.yaml": "1"})
     assert one == sources_identity("abc", {"a.yaml": "1"})
+
+
+def test_globs_cannot_take_long_and_their_number_is_bounded():
+    deep = "/".join(["d"] * 30) + "/y.yaml"
+    stacked = "**/" * 12 + "x.yaml"
+    assert manifest_paths([stacked, "**/*/**/*/**/y.yaml"], [deep]) == [deep]  # RE2: linear
+    _config, problems = load_config(f"version: 1\nfluxManifests: ['{stacked}']\n")
+    (problem,) = problems
+    assert "too many '**'" in problem.message
+
+
+def test_a_config_file_that_mimics_a_stored_bundle_is_a_file_with_an_error():
+    forged = b'\x00image-automation config sources 1\n{"config": null, "manifests": [["x.yaml", 5]]}\n'
+    encoded = ConfigSources(forged).encode()
+    assert encoded != forged and ConfigSources.decode(encoded) == ConfigSources(forged)
+    config, problems = ConfigSources.decode(encoded).load()
+    assert config.automations == {} and problems and problems[0].is_error
+    # Bytes that look like a bundle but are not one are read as a config file, not a crash.
+    config, problems = ConfigSources.decode(forged[:40] + b"{not json").load()
+    assert problems and problems[0].is_error
+
+
+def test_an_object_with_any_error_is_dropped_not_loaded_half():
+    text = flux().replace("  namespace: flux-system\nspec:\n  image", "  namespace: 5\nspec:\n  image", 1)
+    config, problems = load({PATH: text})
+    assert "podinfo" not in config.repositories
+    assert any("metadata.namespace: expected a string" in p.message for p in errors(problems))
+
+
+def test_a_go_comment_is_a_go_template_and_a_refspec_alone_still_commits_directly():
+    automation = AUTOMATION.format(api="v1", ns="").replace(
+        "messageTemplate: '{{range .Changed.Changes}}{{print .OldValue}} -> "
+        "{{println .NewValue}}{{end}}'",
+        "messageTemplate: '{{/* why */}}update'",
+    ).replace("      branch: flux-image-updates", "      refspec: refs/heads/main:refs/heads/auto")
+    config, problems = load({PATH: flux(namespace="", automation=automation)})
+    assert errors(problems) == []
+    automation_config = config.automations["flux-system"]
+    assert automation_config.message_template == "{# why #}update"
+    assert automation_config.push_branch == "main"  # Flux pushes to the checkout branch

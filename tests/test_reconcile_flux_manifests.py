@@ -109,3 +109,33 @@ async def test_a_config_file_listing_manifests_reads_them_and_follows_their_chan
         await world.reconcile(REPO)
         (pull,) = world.open_pulls(REPO)
         assert f"{IMAGE}:4.0.0 -> {IMAGE}:5.0.3" in pull["body"]
+
+
+async def test_a_record_from_before_manifests_were_read_still_reads_them(github_sim, app_key):
+    """An upgraded database: the record holds the config file alone, by its blob id, though
+    the file already listed fluxManifests (the old bot called it an unknown field)."""
+    from bot.github.tarball import git_blob_sha
+
+    async with aiohttp.ClientSession() as session:
+        world = World(github_sim, app_key, session)
+        config = b"version: 1\nfluxManifests: [clusters/prod]\n"
+        world.add_repository(REPO, files={CONFIG_PATH: config, FLUX: objects(),
+                                          "apps/app.yaml": deployment("4.0.0")})  # fmt: skip
+        record = world.store.snapshot_for_run(REPO).record
+        record.config_sha, record.config_text = git_blob_sha(config), config
+        world.store.save_repository(record)
+        await world.reconcile(REPO)
+        (pull,) = world.open_pulls(REPO)
+        assert pull["head"] == "image-automation/podinfo-update"
+
+
+async def test_a_listed_manifest_too_large_to_read_is_a_warning(github_sim, app_key):
+    async with aiohttp.ClientSession() as session:
+        world = World(github_sim, app_key, session)
+        huge = objects() + b"# " + b"x" * (600 * 1024) + b"\n"
+        world.add_repository(REPO, files={
+            CONFIG_PATH: b"version: 1\nfluxManifests: [clusters/prod]\n", FLUX: huge,
+            "apps/app.yaml": deployment("4.0.0")})  # fmt: skip
+        outcome = await world.reconcile(REPO)
+        (problem,) = [p for p in outcome.problems if p.path == FLUX]
+        assert problem.severity == "warning" and "more than 524288" in problem.message

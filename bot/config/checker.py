@@ -30,8 +30,9 @@ _TAG = "tag:yaml.org,2002:"
 # A Go action: a field (`.Name`, also as an argument: `printf "%s" .Name`), a variable, or
 # one of the actions Flux's documentation uses.
 # Go's `range` and `if` take a pipeline (`.X`, `$x`); Jinja2's `range(10)` is a call.
+# `{{/* ... */}}` is a Go comment.
 _GO_TEMPLATE_RE = re.compile(
-    r"\{\{-?\s*(\.|\$|range\s+[.$]|end\s*-?\}\}|if\s+[.$]|print(f|ln)?\s+[.$\"])"
+    r"\{\{-?\s*(\.|\$|/\*|range\s+[.$]|end\s*-?\}\}|if\s+[.$]|print(f|ln)?\s+[.$\"])"
     r"|\{\{[^}]*\s\.[A-Z]"
 )
 

@@ -221,9 +221,12 @@ def _source_ref_notice(check: Checker, node: Node, where: str) -> None:
 
 
 def _push_as_flux_does(automation: Any, spec: Node) -> None:
-    """Flux pushes to the checkout branch when ``git.push`` is absent: a direct commit."""
+    """Flux pushes to the checkout branch when ``git.push.branch`` is absent: a direct
+    commit. Without a checkout branch either, Flux would take the GitRepository's (the
+    cluster's); the bot cannot read it, so it keeps its own default (a pull request)."""
     git = _keys(spec).get("git")
-    if (git is not None and "push" in _keys(git)) or automation.checkout_branch is None:
+    push = _keys(git).get("push") if git is not None else None
+    if (push is not None and "branch" in _keys(push)) or automation.checkout_branch is None:
         return
     automation.push_branch = automation.checkout_branch
 

@@ -18,12 +18,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import re2
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from bot.config import automations, policies, repositories
 from bot.config.checker import Checker
 from bot.config.grammar import is_dns_label
-from bot.config.yaml import compose_yaml_documents
+from bot.config.yaml import MAX_MANIFEST_BYTES, compose_yaml_documents
+from bot.problems import Problem, warning
 
 GROUP = "image.toolkit.fluxcd.io"
 API_VERSIONS = tuple(f"{GROUP}/{version}" for version in ("v1", "v1beta2", "v1beta1"))
@@ -95,6 +97,17 @@ def mentions_flux_objects(data: bytes) -> bool:
     return SCREEN in data and _API_VERSION_LINE.search(data) is not None
 
 
+def too_large(path: str, size: int) -> Problem:
+    """The warning for a listed manifest too large to read as config (not read at all)."""
+    return warning(
+        path,
+        0,
+        0,
+        f"not read for Flux objects: {size} bytes, more than {MAX_MANIFEST_BYTES}; "
+        "split the file or leave it out of fluxManifests",
+    )
+
+
 def is_yaml_path(path: str) -> bool:
     return path.endswith(YAML_SUFFIXES)
 
@@ -107,7 +120,14 @@ def pattern_problem(pattern: str) -> str | None:
         return f"'{pattern}' must be a path inside the repository, like clusters/prod"
     if ".." in pattern.split("/"):
         return f"'{pattern}' points outside the repository; remove the '..'"
+    if len(pattern) > 256 or pattern.count("**") > MAX_DOUBLE_STARS:
+        return f"'{pattern[:60]}' is too long or has too many '**'; list directories instead"
     return None
+
+
+#: `fluxManifests` entries, and `**` in one entry, at most: a list is a handful of paths.
+MAX_PATTERNS = 100
+MAX_DOUBLE_STARS = 4
 
 
 def manifest_paths(patterns: Iterable[str] | None, paths: Iterable[str]) -> list[str]:
@@ -116,25 +136,30 @@ def manifest_paths(patterns: Iterable[str] | None, paths: Iterable[str]) -> list
     ``patterns`` is ``fluxManifests`` (a file, a directory meaning every YAML file
     under it, or a glob where ``*`` and ``?`` stay within a directory and ``**``
     crosses them); None means no config file: every YAML file is a candidate.
+    The patterns become one RE2 expression: linear in each path, whatever they say.
     """
     yaml_paths = [p for p in paths if is_yaml_path(p)]
     if patterns is None:
         return sorted(yaml_paths)
-    matchers = [_matcher(pattern) for pattern in patterns]
-    return sorted(p for p in yaml_paths if any(match(p) for match in matchers))
+    alternatives = [_pattern_regex(pattern) for pattern in list(patterns)[:MAX_PATTERNS]]
+    if not alternatives:
+        return []
+    regex = re2.compile("|".join(f"(?:{a})" for a in alternatives))
+    return sorted(p for p in yaml_paths if regex.fullmatch(p) is not None)
 
 
-def _matcher(pattern: str):  # noqa: ANN202 - a predicate on paths
+def _pattern_regex(pattern: str) -> str:
     normal = posixpath.normpath(pattern.strip()).removeprefix("./")
     if not any(c in normal for c in "*?"):
         if normal == ".":
-            return lambda path: True
-        return lambda path: path == normal or path.startswith(normal + "/")
-    regex = re.compile(_glob_regex(normal))
-    return lambda path: regex.fullmatch(path) is not None
+            return ".*"
+        return re.escape(normal) + "(?:/.*)?"
+    return _glob_regex(normal)
 
 
 def _glob_regex(pattern: str) -> str:
+    while "**/**/" in pattern:
+        pattern = pattern.replace("**/**/", "**/")
     parts = []
     i = 0
     while i < len(pattern):
@@ -213,6 +238,7 @@ def _object(
     kind: Kind,
     default_namespace: str,
 ) -> FluxObject | None:
+    before = check.count  # any error about this object drops it
     where = kind.name
     top = check.mapping(document, where, ("apiVersion", "kind", "metadata", "spec", "status"))
     if top is None:
@@ -237,7 +263,7 @@ def _object(
             )
             return None
         namespace = value or default_namespace
-    if name is None:
+    if name is None or check.count != before:
         return None
     where = f"{kind.name} {namespace}/{name}"
     spec = top.get("spec")

@@ -30,7 +30,9 @@ class ConfigSources:
         return cls(config, tuple(sorted(manifests.items())))
 
     def encode(self) -> bytes:
-        if not self.manifests and self.config is not None:
+        # A config file that happens to start like a bundle is stored as one, so its
+        # bytes are never read as a bundle the repository forged.
+        if not self.manifests and self.config is not None and not self.is_bundle(self.config):
             return self.config
         header = {
             "config": None if self.config is None else len(self.config),
@@ -47,8 +49,17 @@ class ConfigSources:
 
     @classmethod
     def decode(cls, data: bytes) -> ConfigSources:
+        """What `encode` made (only the store's own bytes come here; anything else that
+        looks like a bundle is read as a config file, which then fails to parse)."""
         if not data.startswith(_BUNDLE):
             return cls(data)
+        try:
+            return cls._bundle(data)
+        except (ValueError, KeyError, TypeError, IndexError):
+            return cls(data)
+
+    @classmethod
+    def _bundle(cls, data: bytes) -> ConfigSources:
         header_end = data.index(b"\n", len(_BUNDLE))
         header = json.loads(data[len(_BUNDLE) : header_end])
         offset = header_end + 1
