@@ -284,19 +284,11 @@ def check_config(path: Path, *, out: TextIO, err: TextIO) -> int:
 
 def _source_name(config_file: Path, config: Config) -> str:
     """What the config was read from: the file, and the Flux manifests if any."""
-    manifests = {item.path for kind in _objects(config) for item in kind if item.path}
+    manifests = config.manifest_files()
     if not manifests:
         return str(config_file)
     files = f"{len(manifests)} Flux manifest{'s' if len(manifests) > 1 else ''}"
     return f"{config_file} and {files}" if config_file.exists() else files
-
-
-def _objects(config: Config) -> tuple[Any, ...]:
-    return (
-        config.repositories.values(),
-        config.policies.values(),
-        config.automations.values(),
-    )
 
 
 def _root_of(config_file: Path) -> Path:

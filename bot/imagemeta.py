@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from bot.imageref import DIGEST_RE
+
 OCI = "org.opencontainers.image."
 _LEGACY = {"source": "org.label-schema.vcs-url", "revision": "org.label-schema.vcs-ref"}
 FIELDS = ("source", "revision", "version", "url", "title", "description", "created")
@@ -108,9 +110,7 @@ def parse_time(value: object) -> float | None:
 
 def _digest(entry: Mapping) -> str | None:
     digest = entry.get("digest")
-    return (
-        digest if isinstance(digest, str) and re.fullmatch(r"sha256:[0-9a-f]{64}", digest) else None
-    )
+    return digest if isinstance(digest, str) and DIGEST_RE.fullmatch(digest) else None
 
 
 #: The keys kept: an image may carry megabytes of labels; the bot reads these alone.

@@ -45,6 +45,7 @@ from bot.github.trees import (
     SYMLINK_MODE,
     WORKFLOWS_DIR,
     BlobCache,
+    BlobIds,
     Tree,
     TreeCache,
     is_workflow_file,
@@ -78,22 +79,6 @@ from bot.update.releasenotes import section as release_notes_section
 from bot.workers import WallTimeExceeded, WorkerLost, Workers
 
 T = TypeVar("T")
-
-
-class BlobIds:
-    """A bounded set of blob ids (oldest forgotten first)."""
-
-    def __init__(self, size: int) -> None:
-        self._ids: dict[str, None] = {}
-        self._size = size
-
-    def __contains__(self, sha: object) -> bool:
-        return sha in self._ids
-
-    def add(self, sha: str) -> None:
-        self._ids[sha] = None
-        if len(self._ids) > self._size:
-            del self._ids[next(iter(self._ids))]
 
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ class EventError(ValueError):
 
 
 @dataclass(frozen=True)
-class Kind:
+class RegistryKind:
     name: str
     #: The environment variable holding its token (empty or unset: the kind is off).
     setting: str
@@ -110,18 +110,18 @@ def quay(payload: object) -> set[str]:
 
 
 KINDS = (
-    Kind("distribution", "REGISTRY_EVENTS_DISTRIBUTION_TOKEN", distribution,
+    RegistryKind("distribution", "REGISTRY_EVENTS_DISTRIBUTION_TOKEN", distribution,
          "an Authorization: Bearer header (notifications.endpoints[].headers)"),
-    Kind("dockerhub", "REGISTRY_EVENTS_DOCKERHUB_TOKEN", docker_hub,
+    RegistryKind("dockerhub", "REGISTRY_EVENTS_DOCKERHUB_TOKEN", docker_hub,
          "?token= in the webhook URL (Docker Hub sends no header)"),
-    Kind("harbor", "REGISTRY_EVENTS_HARBOR_TOKEN", harbor,
+    RegistryKind("harbor", "REGISTRY_EVENTS_HARBOR_TOKEN", harbor,
          "the webhook's Auth Header, Bearer <token>"),
-    Kind("quay", "REGISTRY_EVENTS_QUAY_TOKEN", quay,
+    RegistryKind("quay", "REGISTRY_EVENTS_QUAY_TOKEN", quay,
          "?token= in the webhook URL (Quay sends no header)"),
 )  # fmt: skip
 
 
-def kind_for(token: str | None, tokens: Mapping[str, str]) -> Kind | None:
+def kind_for(token: str | None, tokens: Mapping[str, str]) -> RegistryKind | None:
     """The kind whose token ``token`` is (``tokens``: kind name -> its token), compared in
     constant time against every one; None when it is none of them."""
     found = None
@@ -133,7 +133,7 @@ def kind_for(token: str | None, tokens: Mapping[str, str]) -> Kind | None:
     return found
 
 
-def images_of(kind: Kind, payload: object) -> set[str]:
+def images_of(kind: RegistryKind, payload: object) -> set[str]:
     images = kind.parse(payload)
     if len(images) > MAX_IMAGES:
         raise EventError(f"names {len(images)} images; at most {MAX_IMAGES} per request")

@@ -126,11 +126,11 @@ def _releases(listed: object) -> list[Release]:
 def between(releases: list[Release], old: str, new: str) -> list[Release]:
     """The releases after ``old`` up to ``new``, newest first: by version when the tags
     are versions (a leading ``v`` either side), else by list position."""
-    old_version, new_version = parse_tag(_v(old)), parse_tag(_v(new))
+    old_version, new_version = parse_tag(old), parse_tag(new)
     if old_version is not None and new_version is not None:
         picked = []
         for release in releases:
-            version = parse_tag(_v(release.tag_name))
+            version = parse_tag(release.tag_name)
             if version is not None and (
                 version.compare(old_version) > 0 and version.compare(new_version) <= 0
             ):
@@ -143,6 +143,3 @@ def between(releases: list[Release], old: str, new: str) -> list[Release]:
     end = names.index(old.removeprefix("v")) if old.removeprefix("v") in names else start + 1
     return releases[start:end][:MAX_RELEASES] if end > start else []
 
-
-def _v(tag: str) -> str:
-    return tag if tag.startswith("v") else f"v{tag}"

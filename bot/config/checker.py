@@ -79,6 +79,11 @@ _CLUSTER_ONLY_NOTICES = {
 }
 
 
+#: A section's reader: (checker, the entry's node, its path, its fields, its name) -> the
+#: object, or None; failures are recorded on the checker.
+Reader = Callable[["Checker", Node, str, dict[str, Node], str], Any]
+
+
 class Checker:
     """Typed reads of YAML nodes; every failure becomes a `Problem` at the node.
 

@@ -9,14 +9,14 @@ others load.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from bot.config import automations, manifests, policies, repositories
-from bot.config.checker import Checker, did_you_mean, line_of, value_node
+from bot.config.checker import Checker, Reader, did_you_mean, line_of, value_node
 from bot.config.grammar import is_dns_label
 from bot.config.model import Config
 from bot.config.yaml import compose_yaml
@@ -30,8 +30,6 @@ _TOP_FIELDS = (
     "imagePolicies",
     "imageUpdateAutomations",
 )
-
-Reader = Callable[[Checker, Node, str, dict[str, Node], str], Any]
 
 _SECTIONS = (
     ("imageRepositories", repositories.read_repository, repositories.FIELDS),
@@ -177,9 +175,7 @@ def _read_manifest(
         if obj.kind.section == "imageRepositories":
             declared_repositories.add(obj.name)
         item = obj.document
-        read = obj.kind.reader
-        assert callable(read)
-        result = read(check, item, f"{where}.spec", fields, obj.name)
+        result = obj.kind.reader(check, item, f"{where}.spec", fields, obj.name)
         if check.count != before or result is None:
             continue
         result.namespace, result.path = obj.namespace, check.path

@@ -22,7 +22,7 @@ import re2
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode
 
 from bot.config import automations, policies, repositories
-from bot.config.checker import Checker
+from bot.config.checker import Checker, Reader
 from bot.config.grammar import is_dns_label
 from bot.config.yaml import MAX_MANIFEST_BYTES, compose_yaml_documents
 from bot.problems import Problem, warning
@@ -44,7 +44,7 @@ class Kind:
 
     name: str
     section: str  # the config file's list of the same objects
-    reader: object
+    reader: Reader
     fields: tuple[str, ...]
 
 

@@ -146,6 +146,11 @@ class Config:
     #: `fluxManifests:` paths and globs: where Flux objects that are part of this config live.
     flux_manifests: tuple[str, ...] = ()
 
+    def manifest_files(self) -> set[str]:
+        """The Flux manifests any object of this config came from."""
+        objects = [*self.repositories.values(), *self.policies.values()]
+        return {item.path for item in [*objects, *self.automations.values()] if item.path}
+
     def file_of(self, item: ImageRepositoryConfig | ImagePolicyConfig | AutomationConfig) -> str:
         """The file an object was read from: its Flux manifest, or the config file."""
         return item.path or self.path

@@ -72,6 +72,22 @@ class BlobCache:
         return len(self._blobs)
 
 
+class BlobIds:
+    """A bounded set of blob ids (oldest forgotten first)."""
+
+    def __init__(self, size: int) -> None:
+        self._ids: dict[str, None] = {}
+        self._size = size
+
+    def __contains__(self, sha: object) -> bool:
+        return sha in self._ids
+
+    def add(self, sha: str) -> None:
+        self._ids[sha] = None
+        if len(self._ids) > self._size:
+            del self._ids[next(iter(self._ids))]
+
+
 class TreeCache:
     """Trees by commit SHA, least recently used dropped past `max_entries` files in all.
 

@@ -7,21 +7,10 @@ import json
 from pathlib import Path
 
 from tests.cli.runner import run_bot
+from tests.manifests import deployment
 from tests.test_config_manifests import AUTOMATION, OBJECTS
 
 FLUX_DIR = "clusters/prod/flux-system"
-DEPLOYMENT = """\
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: podinfo
-spec:
-  template:
-    spec:
-      containers:
-        - name: podinfo
-          image: ghcr.io/stefanprodan/podinfo:5.0.0 # {"$imagepolicy": "flux-system:podinfo"}
-"""
 # What `flux install` writes beside them: the CRDs name the group, but hold no image object.
 CRD = """\
 apiVersion: apiextensions.k8s.io/v1
@@ -39,7 +28,7 @@ def flux_repo(root: Path, config: str | None = None) -> Path:
         f"{FLUX_DIR}/images.yaml": OBJECTS.format(api="v1beta2", ns=ns),
         f"{FLUX_DIR}/automation.yaml": AUTOMATION.format(api="v1", ns=ns),
         f"{FLUX_DIR}/gotk-components.yaml": CRD,
-        "apps/podinfo.yaml": DEPLOYMENT,
+        "apps/podinfo.yaml": deployment("5.0.0").decode(),
     }
     if config is not None:
         files[".github/image-automation.yml"] = config
